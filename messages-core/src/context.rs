@@ -1,0 +1,926 @@
+//! The request-scoped side: configuration, one request's messages, one view's context.
+//!
+//! Framework integrations call [`MessagesConfig::begin`] with the request's `Cookie`
+//! headers, hand the [`RequestMessages`] to the handler, and call
+//! [`RequestMessages::commit`] with the response status to get the `Set-Cookie` values.
+//!
+//! ```
+//! use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let config = MessagesConfig::new(MemoryStore::new());
+//! let settings = ViewId::from_static("app::settings");
+//!
+//! // POST /settings: add, then redirect.
+//! let request = config.begin([]);
+//! request.context(&settings).add_message(Message::success("Saved."));
+//! let done = request.commit(true).await;
+//! let session_cookie = done.set_cookie[0].split(';').next().unwrap().to_owned();
+//!
+//! // GET /settings: the message is shown once.
+//! let request = config.begin([session_cookie.as_str()]);
+//! let shown: Vec<String> = request.context(&settings).messages().await.iter().map(|m| m.text().to_owned()).collect();
+//! assert_eq!(shown, ["Saved."]);
+//! assert!(request.commit(true).await.set_cookie.is_empty());
+//!
+//! // Reload: gone.
+//! let request = config.begin([session_cookie.as_str()]);
+//! assert!(request.context(&settings).messages().await.is_empty());
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::{Serialize, Serializer};
+
+use crate::message::now_ms;
+use crate::store::cookie::{CookieError, CookiePayload, Keep, MAX_INCOMING_BYTES};
+use crate::{
+    CookieSettings, CookieStore, Error, FallbackStore, Level, Message, MessageStore, Result,
+    SessionKey, ViewId,
+};
+
+/// Default bound on the messages one request may queue for one view.
+const QUEUE_CAP: usize = 1000;
+
+#[derive(Debug, Clone)]
+enum Storage {
+    Server(Arc<dyn MessageStore>),
+    Cookie(CookieStore),
+    Fallback(FallbackStore),
+}
+
+#[derive(Debug, Clone)]
+struct ConfigInner {
+    storage: Storage,
+    cookies: CookieSettings,
+    min_level: Level,
+    queue_cap: usize,
+}
+
+/// Where messages are stored and how requests find them; cheap to clone.
+///
+/// ```
+/// use messages_core::{CookieSettings, Level, MemoryStore, MessagesConfig};
+///
+/// let config = MessagesConfig::new(MemoryStore::new())
+///     .min_level(Level::DEBUG)
+///     .cookie_settings(CookieSettings { secure: true, ..CookieSettings::default() });
+/// assert!(config.server_store().is_some());
+/// ```
+#[derive(Debug, Clone)]
+pub struct MessagesConfig {
+    inner: Arc<ConfigInner>,
+}
+
+impl MessagesConfig {
+    fn with_storage(storage: Storage) -> MessagesConfig {
+        MessagesConfig {
+            inner: Arc::new(ConfigInner {
+                storage,
+                cookies: CookieSettings::default(),
+                min_level: Level::INFO,
+                queue_cap: QUEUE_CAP,
+            }),
+        }
+    }
+
+    /// Messages in a server store ([`MemoryStore`](crate::MemoryStore),
+    /// [`RedisStore`](crate::RedisStore), your own).
+    pub fn new(store: impl MessageStore) -> MessagesConfig {
+        MessagesConfig::with_storage(Storage::Server(Arc::new(store)))
+    }
+
+    /// Like [`new`](MessagesConfig::new), sharing a store (with a background job, say).
+    pub fn with_shared(store: Arc<dyn MessageStore>) -> MessagesConfig {
+        MessagesConfig::with_storage(Storage::Server(store))
+    }
+
+    /// Messages in a signed cookie only.
+    pub fn cookie(store: CookieStore) -> MessagesConfig {
+        MessagesConfig::with_storage(Storage::Cookie(store))
+    }
+
+    /// Messages in a signed cookie, spilling to a server store.
+    pub fn fallback(store: FallbackStore) -> MessagesConfig {
+        MessagesConfig::with_storage(Storage::Fallback(store))
+    }
+
+    /// Cookie names and attributes.
+    #[must_use]
+    pub fn cookie_settings(mut self, settings: CookieSettings) -> MessagesConfig {
+        Arc::make_mut(&mut self.inner).cookies = settings;
+        self
+    }
+
+    /// Messages below this level are ignored by [`Context::add_message`] (default
+    /// [`Level::INFO`], as in Django).
+    #[must_use]
+    pub fn min_level(mut self, level: Level) -> MessagesConfig {
+        Arc::make_mut(&mut self.inner).min_level = level;
+        self
+    }
+
+    /// Most messages one request may queue for one view before the oldest queued are
+    /// dropped with a warning (default 1000; the store's own cap applies after).
+    #[must_use]
+    pub fn queue_cap(mut self, cap: usize) -> MessagesConfig {
+        Arc::make_mut(&mut self.inner).queue_cap = cap.max(1);
+        self
+    }
+
+    /// The cookie settings in force.
+    pub fn cookies(&self) -> &CookieSettings {
+        &self.inner.cookies
+    }
+
+    /// The server store that out-of-band messages go to: the store itself, the fallback's
+    /// server store, or `None` for cookie-only storage (which needs a response to carry
+    /// messages).
+    pub fn server_store(&self) -> Option<Arc<dyn MessageStore>> {
+        match &self.inner.storage {
+            Storage::Server(s) => Some(Arc::clone(s)),
+            Storage::Fallback(f) => Some(Arc::clone(&f.server)),
+            Storage::Cookie(_) => None,
+        }
+    }
+
+    /// Starts one request, given the values of its `Cookie` headers. Does no I/O.
+    ///
+    /// A malformed session cookie is treated as absent (and replaced or removed by the
+    /// response). Messages cookies are checked only when messages are read or added;
+    /// of several with the configured name, the first few are kept for that check.
+    pub fn begin<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> RequestMessages {
+        let names = &self.inner.cookies;
+        let mut state = State::default();
+        let mut bad_session = false;
+        for header in cookie_headers {
+            for c in cookie::Cookie::split_parse(header).flatten() {
+                // Browsers send the most specific cookie first: the first valid session
+                // key wins, so a garbage cookie planted beside ours (another path or a
+                // sibling domain) neither hides it nor makes the response remove it. Of
+                // the messages cookies, the valid one signed last wins.
+                if c.name() == names.session_name {
+                    if state.session.is_none() {
+                        match c.value().parse::<SessionKey>() {
+                            Ok(key) => state.session = Some(key),
+                            Err(_) => bad_session = true,
+                        }
+                    }
+                } else if c.name() == names.messages_name {
+                    state.cookie.present = true;
+                    if state.cookie.raw.len() < MAX_MESSAGES_COOKIES {
+                        // Oversized values are refused when decoded, but not copied.
+                        let value = c.value();
+                        let too_long = value.len() > MAX_INCOMING_BYTES;
+                        state.cookie.raw.push(if too_long {
+                            Err(CookieError::Oversized)
+                        } else {
+                            Ok(value.to_owned())
+                        });
+                    }
+                }
+            }
+        }
+        state.bad_session_cookie = bad_session && state.session.is_none();
+        RequestMessages {
+            inner: Arc::new(RequestInner {
+                config: Arc::clone(&self.inner),
+                state: Mutex::new(state),
+                load_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CookieState {
+    /// A messages cookie came with the request.
+    present: bool,
+    /// The values of the messages cookies, not yet checked.
+    raw: Vec<Result<String, CookieError>>,
+    /// `Some` once decoded (an invalid cookie decodes to empty).
+    decoded: Option<CookiePayload>,
+    /// The cookie must be written (or removed) by the response.
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about one view in one request
+struct ViewState {
+    loaded: Vec<Message>,
+    is_loaded: bool,
+    consumed: Arc<AtomicBool>,
+    queued: Vec<Message>,
+    discard: bool,
+    expect_later: bool,
+    /// The queue cap was hit (warned once per request and view).
+    overflowed: bool,
+}
+
+#[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about one request
+struct State {
+    session: Option<SessionKey>,
+    session_new: bool,
+    session_forced: bool,
+    bad_session_cookie: bool,
+    ended: Option<SessionKey>,
+    cookie: CookieState,
+    views: HashMap<ViewId, ViewState>,
+    touched: bool,
+    committed: bool,
+}
+
+impl State {
+    fn session_or_new(&mut self) -> Result<SessionKey> {
+        if let Some(s) = &self.session {
+            return Ok(s.clone());
+        }
+        let s = SessionKey::generate()?;
+        self.session = Some(s.clone());
+        self.session_new = true;
+        Ok(s)
+    }
+
+    /// The decoded cookie payload (decoding it on first use).
+    ///
+    /// A refused cookie logs one warning and marks the cookie for rewriting (removal if
+    /// nothing is left). Of several cookies, the valid one signed last wins.
+    fn payload(&mut self, store: &CookieStore, name: &str) -> &mut CookiePayload {
+        if self.cookie.decoded.is_none() {
+            let raw = std::mem::take(&mut self.cookie.raw);
+            let decoded = match &self.session {
+                _ if raw.is_empty() => CookiePayload::default(),
+                None => {
+                    tracing::warn!(
+                        "messages: messages cookie without a valid session, no messages shown"
+                    );
+                    self.cookie.dirty = true;
+                    CookiePayload::default()
+                }
+                Some(session) => {
+                    let now = now_ms();
+                    let mut best: Option<(u64, CookiePayload)> = None;
+                    let mut refused = None;
+                    for value in &raw {
+                        match value
+                            .as_deref()
+                            .map_err(|e| *e)
+                            .and_then(|v| store.decode(v, name, session, now))
+                        {
+                            Ok((p, at)) if best.as_ref().is_none_or(|(b, _)| at > *b) => {
+                                best = Some((at, p));
+                            }
+                            Ok(_) => {}
+                            Err(e) => refused = refused.or(Some(e)),
+                        }
+                    }
+                    if let Some(reason) = refused {
+                        tracing::warn!(
+                            %reason,
+                            cookies = raw.len(),
+                            "messages: messages cookie refused, no messages shown from it"
+                        );
+                        self.cookie.dirty = true;
+                    }
+                    best.map(|(_, p)| p).unwrap_or_default()
+                }
+            };
+            self.cookie.decoded = Some(decoded);
+        }
+        self.cookie
+            .decoded
+            .get_or_insert_with(CookiePayload::default)
+    }
+}
+
+/// At most this many messages cookies of one request are checked.
+const MAX_MESSAGES_COOKIES: usize = 4;
+
+struct RequestInner {
+    config: Arc<ConfigInner>,
+    state: Mutex<State>,
+    /// Serializes loads within one request, so no view is taken twice.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+/// One request's access to messages, for every view. Cheap to clone (shared).
+///
+/// Made by [`MessagesConfig::begin`]; framework integrations keep one per request and call
+/// [`commit`](RequestMessages::commit) when the response is ready.
+#[derive(Clone)]
+pub struct RequestMessages {
+    inner: Arc<RequestInner>,
+}
+
+impl fmt::Debug for RequestMessages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state();
+        f.debug_struct("RequestMessages")
+            .field("session", &st.session)
+            .field("views", &st.views.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a request's messages need from the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// `Set-Cookie` header values, in order (empty when nothing changed).
+    pub set_cookie: Vec<String>,
+    /// Messages were read or written: the response must not be cached by shared caches
+    /// (`Vary: Cookie`, `Cache-Control: private`).
+    pub touched: bool,
+}
+
+fn log_store_error(op: &str, e: &Error) {
+    tracing::error!(op, error = %e, source = ?std::error::Error::source(e), "messages: store operation failed");
+}
+
+impl RequestMessages {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // State stays consistent between statements; a panic elsewhere cannot break it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The context of one view in this request.
+    pub fn context(&self, view: impl AsRef<ViewId>) -> Context {
+        Context {
+            request: self.clone(),
+            view: view.as_ref().clone(),
+        }
+    }
+
+    /// The session key, if the request has one (or one was made during it).
+    pub fn session(&self) -> Option<SessionKey> {
+        self.state().session.clone()
+    }
+
+    /// The session key, made now if the visitor has none; the response then sets the
+    /// session cookie even if no message is stored (for a job that will deliver later).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if no key can be made.
+    pub fn ensure_session(&self) -> Result<SessionKey> {
+        let mut st = self.state();
+        st.session_forced = true;
+        st.touched = true;
+        st.session_or_new()
+    }
+
+    /// Ends the browser session's messages (at logout): every context of the session is
+    /// cleared, the session cookie removed. Messages added afterwards in this request go
+    /// to a new session.
+    pub fn end_session(&self) {
+        let mut st = self.state();
+        if let Some(old) = st.session.take()
+            && !st.session_new
+        {
+            st.ended = Some(old);
+        }
+        st.session_new = false;
+        st.session_forced = false;
+        st.views.clear();
+        st.cookie.raw.clear();
+        st.cookie.decoded = Some(CookiePayload::default());
+        st.cookie.dirty = st.cookie.present;
+        st.touched = true;
+    }
+
+    /// Writes the adds queued so far to a server store now, so the caller learns of a
+    /// failure (commit only logs it). With cookie storage the adds travel in the response
+    /// and this does nothing.
+    ///
+    /// # Errors
+    /// The store's error; the messages it could not store are dropped.
+    pub async fn flush(&self) -> Result<()> {
+        let Storage::Server(store) = &self.inner.config.storage else {
+            return Ok(());
+        };
+        let (session, work) = {
+            let mut st = self.state();
+            let work: Vec<(ViewId, Vec<Message>)> = st
+                .views
+                .iter_mut()
+                .filter(|(_, vs)| !vs.queued.is_empty())
+                .map(|(v, vs)| (v.clone(), std::mem::take(&mut vs.queued)))
+                .collect();
+            if work.is_empty() {
+                return Ok(());
+            }
+            (st.session_or_new()?, work)
+        };
+        let mut result = Ok(());
+        for (view, list) in work {
+            if let Err(e) = store.add_all(&session, &view, list).await {
+                result = Err(e);
+            } else {
+                self.state().session_forced = true;
+            }
+        }
+        result
+    }
+
+    /// Finishes the request: stores what must be kept and returns the cookies to set.
+    ///
+    /// `success` is false for a failed response (a 5xx): then messages read by the request
+    /// are kept for the next one, since the person did not see them. Messages loaded but
+    /// never iterated are kept either way. Store errors are logged, never returned: the
+    /// response goes out. A second call does nothing.
+    pub async fn commit(&self, success: bool) -> Committed {
+        let mut st = {
+            let mut guard = self.state();
+            if guard.committed {
+                return Committed::default();
+            }
+            let st = std::mem::take(&mut *guard);
+            guard.committed = true;
+            st
+        };
+        let config = &self.inner.config;
+        let names = &config.cookies;
+        let mut touched = st.touched;
+
+        let mut to_store: BTreeMap<ViewId, Vec<Message>> = BTreeMap::new();
+        let mut discards = Vec::new();
+        let mut expect = Vec::new();
+        for (view, vs) in std::mem::take(&mut st.views) {
+            let mut list = if vs.is_loaded && !(success && vs.consumed.load(Ordering::Acquire)) {
+                vs.loaded
+            } else {
+                Vec::new()
+            };
+            list.extend(vs.queued);
+            if vs.discard {
+                discards.push(view.clone());
+            }
+            if vs.expect_later {
+                expect.push(view.clone());
+            }
+            if !list.is_empty() {
+                list.sort_by_key(Message::order_key);
+                to_store.insert(view, list);
+            }
+        }
+
+        let mut set_cookie = Vec::new();
+        let mut stored = false;
+        match &config.storage {
+            Storage::Server(store) => {
+                if let Some(old) = &st.ended
+                    && let Err(e) = store.clear_session(old).await
+                {
+                    log_store_error("clear_session", &e);
+                }
+                if let Some(session) = st.session.clone().filter(|_| !discards.is_empty()) {
+                    for view in &discards {
+                        if let Err(e) = store.discard(&session, view).await {
+                            log_store_error("discard", &e);
+                        }
+                    }
+                }
+                if !to_store.is_empty() {
+                    match st.session_or_new() {
+                        Ok(session) => {
+                            for (view, list) in to_store {
+                                match store.add_all(&session, &view, list).await {
+                                    Ok(()) => stored = true,
+                                    Err(e) => log_store_error("add", &e),
+                                }
+                            }
+                        }
+                        Err(e) => log_store_error("session", &e),
+                    }
+                }
+            }
+            Storage::Cookie(cs) => {
+                let changed = st.cookie.dirty || !to_store.is_empty() || !discards.is_empty();
+                if changed {
+                    let written = self
+                        .write_cookie(&mut st, cs, None, to_store, &discards, &expect)
+                        .await;
+                    stored = written.0;
+                    set_cookie.extend(written.1);
+                }
+            }
+            Storage::Fallback(fb) => {
+                if let Some(old) = &st.ended
+                    && let Err(e) = fb.server.clear_session(old).await
+                {
+                    log_store_error("clear_session", &e);
+                }
+                let changed = st.cookie.dirty
+                    || !to_store.is_empty()
+                    || !discards.is_empty()
+                    || !expect.is_empty();
+                if changed {
+                    let written = self
+                        .write_cookie(
+                            &mut st,
+                            &fb.cookie,
+                            Some(&fb.server),
+                            to_store,
+                            &discards,
+                            &expect,
+                        )
+                        .await;
+                    stored = written.0;
+                    set_cookie.extend(written.1);
+                }
+            }
+        }
+
+        // The session cookie goes first: the messages cookie is bound to it.
+        let session_cookie = match (&st.session, st.session_new && (stored || st.session_forced)) {
+            (Some(session), true) => {
+                Some(names.set_cookie(&names.session_name, Some(session.as_str())))
+            }
+            _ if (st.ended.is_some() || st.bad_session_cookie) && !st.session_new => {
+                Some(names.set_cookie(&names.session_name, None))
+            }
+            _ => None,
+        };
+        if let Some(c) = session_cookie {
+            set_cookie.insert(0, c);
+        }
+        touched |= !set_cookie.is_empty();
+        Committed {
+            set_cookie,
+            touched,
+        }
+    }
+
+    /// Rewrites the messages cookie. Returns whether anything is stored, and the
+    /// `Set-Cookie` value (none when the cookie neither was nor will be present).
+    async fn write_cookie(
+        &self,
+        st: &mut State,
+        cs: &CookieStore,
+        server: Option<&Arc<dyn MessageStore>>,
+        to_store: BTreeMap<ViewId, Vec<Message>>,
+        discards: &[ViewId],
+        expect: &[ViewId],
+    ) -> (bool, Option<String>) {
+        let names = &self.inner.config.cookies;
+        let mut payload = std::mem::take(st.payload(cs, &names.messages_name));
+        for view in discards {
+            payload.views.remove(view);
+            if (payload.spilled.remove(view) || payload.all_spilled)
+                && let (Some(server), Some(session)) = (server, &st.session)
+                && let Err(e) = server.discard(session, view).await
+            {
+                log_store_error("discard", &e);
+            }
+        }
+        for (view, list) in to_store {
+            let entry = payload.views.entry(view).or_default();
+            entry.extend(list);
+            entry.sort_by_key(Message::order_key);
+        }
+        if server.is_some() {
+            payload.spilled.extend(expect.iter().cloned());
+        }
+        if payload.is_empty() {
+            let removal = st
+                .cookie
+                .present
+                .then(|| names.set_cookie(&names.messages_name, None));
+            return (false, removal);
+        }
+        let session = match st.session_or_new() {
+            Ok(s) => s,
+            Err(e) => {
+                log_store_error("session", &e);
+                return (false, None);
+            }
+        };
+        let keep = if server.is_some() {
+            Keep::OldestAndMark
+        } else {
+            Keep::Newest
+        };
+        let (value, overflow) =
+            cs.encode_within_budget(payload, &names.messages_name, &session, now_ms(), keep);
+        let mut stored = value.is_some();
+        if !overflow.is_empty() {
+            let count: usize = overflow.values().map(Vec::len).sum();
+            match server {
+                None => tracing::warn!(
+                    dropped = count,
+                    budget = cs.byte_budget(),
+                    "messages: cookie full, oldest messages dropped"
+                ),
+                Some(server) => {
+                    for (view, list) in overflow {
+                        match server.add_all(&session, &view, list).await {
+                            Ok(()) => stored = true,
+                            Err(e) => log_store_error("add", &e),
+                        }
+                    }
+                }
+            }
+        }
+        let cookie = match value {
+            Some(v) => Some(names.set_cookie(&names.messages_name, Some(&v))),
+            None => st
+                .cookie
+                .present
+                .then(|| names.set_cookie(&names.messages_name, None)),
+        };
+        (stored, cookie)
+    }
+
+    /// Loads (takes) a view's stored messages into the request, once.
+    async fn load(&self, view: &ViewId) {
+        let _guard = self.inner.load_lock.lock().await;
+        let config = &self.inner.config;
+        let (session, server, mut found) = {
+            let mut st = self.state();
+            st.touched = true;
+            if st.views.get(view).is_some_and(|v| v.is_loaded) {
+                return;
+            }
+            let mut found = Vec::new();
+            let mut server = None;
+            match &config.storage {
+                Storage::Server(store) => server = Some(Arc::clone(store)),
+                Storage::Cookie(cs) => {
+                    let p = st.payload(cs, &config.cookies.messages_name);
+                    found = p.views.remove(view).unwrap_or_default();
+                    if !found.is_empty() {
+                        st.cookie.dirty = true;
+                    }
+                }
+                Storage::Fallback(fb) => {
+                    let p = st.payload(&fb.cookie, &config.cookies.messages_name);
+                    found = p.views.remove(view).unwrap_or_default();
+                    if p.is_spilled(view) {
+                        server = Some(Arc::clone(&fb.server));
+                    }
+                    if !found.is_empty() {
+                        st.cookie.dirty = true;
+                    }
+                }
+            }
+            (st.session.clone(), server, found)
+        };
+        // With fallback storage a view marked in the cookie keeps its mark until the server
+        // store has delivered: a job announced with `expect_later` may not have written yet,
+        // and a failed take must not strand what the server holds. The mark stays in the
+        // decoded cookie, so an undelivered read does not rewrite the cookie.
+        let mut delivered = false;
+        if let (Some(server), Some(session)) = (server, session) {
+            match server.take(&session, view).await {
+                Ok(more) => {
+                    delivered = !more.is_empty();
+                    found.extend(more);
+                }
+                Err(e) => log_store_error("take", &e),
+            }
+        }
+        found.sort_by_key(Message::order_key);
+        let mut st = self.state();
+        if delivered
+            && st
+                .cookie
+                .decoded
+                .as_mut()
+                .is_some_and(|p| p.spilled.remove(view))
+        {
+            st.cookie.dirty = true;
+        }
+        let vs = st.views.entry(view.clone()).or_default();
+        vs.loaded.append(&mut found);
+        vs.loaded.sort_by_key(Message::order_key);
+        vs.is_loaded = true;
+    }
+
+    /// A view's messages without taking them (store I/O unless already loaded).
+    async fn peek(&self, view: &ViewId) -> Vec<Message> {
+        let config = &self.inner.config;
+        let (session, server, mut found) = {
+            let mut st = self.state();
+            st.touched = true;
+            let queued = st
+                .views
+                .get(view)
+                .map(|vs| vs.queued.clone())
+                .unwrap_or_default();
+            if let Some(vs) = st.views.get(view).filter(|vs| vs.is_loaded) {
+                let mut all = vs.loaded.clone();
+                all.extend(queued);
+                return all;
+            }
+            let mut found = queued;
+            let mut server = None;
+            match &config.storage {
+                Storage::Server(store) => server = Some(Arc::clone(store)),
+                Storage::Cookie(cs) => {
+                    found.extend(
+                        st.payload(cs, &config.cookies.messages_name)
+                            .views
+                            .get(view)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+                Storage::Fallback(fb) => {
+                    let p = st.payload(&fb.cookie, &config.cookies.messages_name);
+                    found.extend(p.views.get(view).cloned().unwrap_or_default());
+                    if p.is_spilled(view) {
+                        server = Some(Arc::clone(&fb.server));
+                    }
+                }
+            }
+            (st.session.clone(), server, found)
+        };
+        if let (Some(server), Some(session)) = (server, session) {
+            match server.peek(&session, view).await {
+                Ok(more) => found.extend(more),
+                Err(e) => log_store_error("peek", &e),
+            }
+        }
+        found.sort_by_key(Message::order_key);
+        found
+    }
+}
+
+/// The messages of one view in one request — what `self` is inside a
+/// `#[with_messages]` handler.
+///
+/// Adding is synchronous and queued until the response; reading is lazy: nothing is read
+/// from the store until [`messages`](Context::messages), [`peek`](Context::peek) or
+/// [`count`](Context::count) is called, and a request that calls none of them does no
+/// store I/O and sends no messages cookie.
+#[derive(Clone)]
+pub struct Context {
+    request: RequestMessages,
+    view: ViewId,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// The view this context is bound to.
+    pub fn view(&self) -> &ViewId {
+        &self.view
+    }
+
+    /// The request this context belongs to.
+    pub fn request(&self) -> &RequestMessages {
+        &self.request
+    }
+
+    /// Adds a message for this view, stored when the response is committed — for the next
+    /// request of the view, or for this one if it reads messages afterwards. Messages
+    /// below the configured minimum level are ignored.
+    pub fn add_message(&self, message: Message) {
+        let config = &self.request.inner.config;
+        if message.level() < config.min_level {
+            tracing::debug!(level = %message.level(), "messages: below the minimum level, ignored");
+            return;
+        }
+        let mut st = self.request.state();
+        st.touched = true;
+        let vs = st.views.entry(self.view.clone()).or_default();
+        vs.queued.push(message);
+        if vs.queued.len() > config.queue_cap {
+            let excess = vs.queued.len() - config.queue_cap;
+            vs.queued.drain(..excess);
+            if !vs.overflowed {
+                vs.overflowed = true;
+                tracing::warn!(view = %self.view, cap = config.queue_cap, "messages: too many adds in one request, oldest dropped");
+            }
+        }
+    }
+
+    /// This view's messages, oldest first: the stored ones and those added so far in this
+    /// request. Loading reserves them for this request (a concurrent request does not get
+    /// them); iterating or serializing the list consumes them. A list never iterated, or
+    /// a failed response, keeps them for the next request.
+    pub async fn messages(&self) -> MessageList {
+        self.request.load(&self.view).await;
+        let mut st = self.request.state();
+        let vs = st.views.entry(self.view.clone()).or_default();
+        let mut queued = std::mem::take(&mut vs.queued);
+        vs.loaded.append(&mut queued);
+        MessageList {
+            messages: vs.loaded.clone(),
+            consumed: Arc::clone(&vs.consumed),
+        }
+    }
+
+    /// This view's messages without consuming or reserving them.
+    pub async fn peek(&self) -> Vec<Message> {
+        self.request.peek(&self.view).await
+    }
+
+    /// How many messages [`messages`](Context::messages) would return now.
+    pub async fn count(&self) -> usize {
+        self.peek().await.len()
+    }
+
+    /// Drops this view's messages unread, stored and queued.
+    pub fn discard(&self) {
+        let mut st = self.request.state();
+        st.touched = true;
+        let vs = st.views.entry(self.view.clone()).or_default();
+        vs.loaded.clear();
+        vs.queued.clear();
+        vs.is_loaded = true;
+        vs.discard = true;
+    }
+
+    /// Announces messages that will be added out of band (by a background job) for this
+    /// view: with [`FallbackStore`] the cookie then tells a later read to ask the server
+    /// store, and keeps telling every read of the view until the server store has
+    /// delivered (a read before the job has written loses nothing). Other storage needs no
+    /// announcement. Makes sure the session exists.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if no session key can be made.
+    pub fn expect_later(&self) -> Result<SessionKey> {
+        let session = self.request.ensure_session()?;
+        let mut st = self.request.state();
+        st.views.entry(self.view.clone()).or_default().expect_later = true;
+        Ok(session)
+    }
+}
+
+/// The messages of a view, read by [`Context::messages`].
+///
+/// Iterating (`for m in &list`, [`iter`](MessageList::iter)), serializing, or
+/// [`into_vec`](MessageList::into_vec) consumes them: they will not be shown again.
+/// [`len`](MessageList::len) and [`is_empty`](MessageList::is_empty) do not.
+#[derive(Clone)]
+pub struct MessageList {
+    messages: Vec<Message>,
+    consumed: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for MessageList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.messages).finish()
+    }
+}
+
+impl MessageList {
+    fn consume(&self) {
+        self.consumed.store(true, Ordering::Release);
+    }
+    /// How many messages; does not consume.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+    /// Whether there are none; does not consume.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+    /// Iterates, oldest first; consumes.
+    pub fn iter(&self) -> std::slice::Iter<'_, Message> {
+        self.consume();
+        self.messages.iter()
+    }
+    /// The messages, oldest first; consumes.
+    pub fn into_vec(self) -> Vec<Message> {
+        self.consume();
+        self.messages
+    }
+}
+
+impl<'a> IntoIterator for &'a MessageList {
+    type Item = &'a Message;
+    type IntoIter = std::slice::Iter<'a, Message>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for MessageList {
+    type Item = Message;
+    type IntoIter = std::vec::IntoIter<Message>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl Serialize for MessageList {
+    /// A JSON array of the messages; consumes.
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.consume();
+        self.messages.serialize(serializer)
+    }
+}

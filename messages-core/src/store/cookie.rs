@@ -1,0 +1,792 @@
+//! Messages carried in a signed cookie; the wire format is documented on [`CookieStore`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{Error, Message, MessageId, SessionKey, ViewId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const PURPOSE: &[u8] = b"messages-core/cookie-store/v1";
+const PREFIX: &str = "v1.";
+const FLAG_DEFLATE: u8 = 1;
+const HEADER_LEN: usize = 9;
+const TAG_LEN: usize = 32;
+/// Shortest signing key accepted.
+pub(crate) const MIN_KEY_BYTES: usize = 32;
+/// Incoming cookie values longer than this are refused without decoding.
+pub(crate) const MAX_INCOMING_BYTES: usize = 8192;
+/// Largest decompressed body accepted (against deflate bombs).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Bodies shorter than this are not worth compressing.
+const COMPRESS_FROM: usize = 256;
+
+/// The `SameSite` attribute of the cookies this crate sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on top-level navigation from other sites (a link in an e-mail): the default,
+    /// since `Strict` would drop the message after such a link.
+    #[default]
+    Lax,
+    /// Sent only on requests from this site.
+    Strict,
+    /// Sent everywhere; browsers then require `Secure`.
+    None,
+}
+
+/// Names and attributes of the cookies this crate sets: the session cookie and, with
+/// cookie storage, the messages cookie. Both are `HttpOnly`.
+///
+/// ```
+/// use messages_core::CookieSettings;
+///
+/// let s = CookieSettings { secure: true, ..CookieSettings::default() };
+/// assert_eq!((s.session_name.as_str(), s.messages_name.as_str(), s.path.as_str()), ("messages_session", "messages", "/"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    /// Name of the session-key cookie (default `messages_session`).
+    pub session_name: String,
+    /// Name of the messages cookie (default `messages`).
+    pub messages_name: String,
+    /// `Path` (default `/`); removal cookies carry the same.
+    pub path: String,
+    /// `Domain`, if any.
+    pub domain: Option<String>,
+    /// `Secure` (default off, for plain-http localhost; turn it on behind HTTPS).
+    pub secure: bool,
+    /// `SameSite` (default `Lax`).
+    pub same_site: SameSite,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        CookieSettings {
+            session_name: "messages_session".into(),
+            messages_name: "messages".into(),
+            path: "/".into(),
+            domain: None,
+            secure: false,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieSettings {
+    /// A `Set-Cookie` value setting `name=value` (`value` empty: a removal cookie).
+    pub(crate) fn set_cookie(&self, name: &str, value: Option<&str>) -> String {
+        let mut c = cookie::Cookie::new(name.to_owned(), value.unwrap_or("").to_owned());
+        c.set_path(self.path.clone());
+        if let Some(d) = &self.domain {
+            c.set_domain(d.clone());
+        }
+        c.set_http_only(true);
+        c.set_secure(self.secure);
+        c.set_same_site(match self.same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        });
+        if value.is_none() {
+            c.make_removal();
+        }
+        c.to_string()
+    }
+}
+
+/// What one messages cookie holds: every context of the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CookiePayload {
+    /// Messages per view, each list oldest first.
+    #[serde(rename = "v", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) views: BTreeMap<ViewId, Vec<Message>>,
+    /// Views with more messages in the server store (fallback storage).
+    #[serde(rename = "s", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) spilled: BTreeSet<ViewId>,
+    /// Every view may have messages in the server store: set when the markers of the
+    /// spilled views do not fit in the budget themselves (fallback storage). Unlike a
+    /// view's marker, a read does not clear it.
+    #[serde(rename = "a", default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) all_spilled: bool,
+}
+
+impl CookiePayload {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.views.values().all(Vec::is_empty) && self.spilled.is_empty() && !self.all_spilled
+    }
+
+    /// Whether the server store may hold messages of `view`.
+    pub(crate) fn is_spilled(&self, view: &ViewId) -> bool {
+        self.all_spilled || self.spilled.contains(view)
+    }
+}
+
+/// Why a cookie was refused. Callers see no messages; the reason goes to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CookieError {
+    #[error("longer than {MAX_INCOMING_BYTES} bytes")]
+    Oversized,
+    #[error("malformed")]
+    Malformed,
+    #[error("bad signature")]
+    Signature,
+    #[error("expired")]
+    Expired,
+    #[error("body does not decode")]
+    Body,
+}
+
+/// Which messages stay when a payload is over the byte budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Keep the newest (cookie storage: the oldest are dropped).
+    Newest,
+    /// Keep the oldest and mark the views whose newer messages moved out (fallback
+    /// storage: the newest spill to the server).
+    OldestAndMark,
+}
+
+/// Messages stored in a signed cookie: no server state at all.
+///
+/// Every context of the session travels in one cookie, JSON, signed with HMAC-SHA256
+/// (see [the wire format](#wire-format)). A cookie that fails any check — signature,
+/// cookie name, session, age, size, encoding — means "no messages", one `tracing`
+/// warning and a removal cookie; never an error page. The check is lazy like the rest:
+/// a request that neither reads nor adds messages leaves the cookie alone.
+///
+/// The value never exceeds the byte budget (default 2048, Django's figure): when the
+/// messages do not fit, the oldest are dropped with a warning (use
+/// [`FallbackStore`](crate::FallbackStore) to keep them on the server instead).
+///
+/// # Wire format
+///
+/// `v1.<base64url(payload)>.<base64url(tag)>`, base64url without padding.
+///
+/// - `payload` is one flag byte (bit 0: the body is raw-deflate compressed, set only when
+///   that makes it shorter), the signing time (8 bytes, big-endian milliseconds since the
+///   Unix epoch) and the body: the compact JSON `{"v": {view: [message, ...]}, "s":
+///   [view, ...], "a": true}`, where `v` holds each view's messages oldest first, `s`
+///   lists the views with more messages in the server store and `a` marks them all
+///   ([`FallbackStore`](crate::FallbackStore) only); empty members are left out.
+/// - `tag` is HMAC-SHA256 with the signing key over four parts, each preceded by its
+///   length as 8 big-endian bytes: the purpose salt `messages-core/cookie-store/v1`, the
+///   cookie name, the session key (its text form) and `payload`. With the lengths in, no
+///   two different inputs give one MAC input, so a value signed for one cookie name or
+///   one session verifies under no other; the flag and the time are signed too.
+///
+/// # Concurrent requests of one browser
+///
+/// The cookie is the store, and a browser sends whatever cookie it holds when a request
+/// starts; the response that finishes last sets the cookie that stays. As with Django's
+/// cookie storage, exactly-once holds for requests one after another, not for requests
+/// of one browser that overlap (several tabs, a page and its AJAX calls):
+///
+/// - Two overlapping requests that read the same view can both show its messages.
+/// - The response that finishes last decides the whole cookie, every view of it: the
+///   messages the other request showed come back (and are shown once more), the
+///   messages the other request added are lost.
+/// - A request that neither adds nor reads a view holding messages sends no cookie, so
+///   it overwrites nothing: static files, most AJAX calls and pages without messages are
+///   harmless.
+/// - A copy of an older cookie of the same session (a replayed request) shows its
+///   messages again while its signature is younger than the [max age](CookieStore::max_age).
+///
+/// Where that matters, use a server store ([`MemoryStore`](crate::MemoryStore), Redis):
+/// its reads take messages atomically. [`FallbackStore`](crate::FallbackStore) has the
+/// cookie's behaviour for the messages in the cookie and the server's for the rest.
+///
+/// # Hostile and stale cookies
+///
+/// If a request carries several messages cookies (an old one at another path or domain,
+/// one set by a sibling subdomain), the valid one signed most recently is used; the others
+/// are refused with the warning, and the response rewrites this store's own cookie.
+/// Values over 8 KiB are refused unread; compressed bodies are inflated to at most
+/// 64 KiB.
+///
+/// ```
+/// use messages_core::{CookieStore, MessagesConfig};
+///
+/// let keys = vec![b"a new key of at least thirty-two bytes!!".to_vec(), b"the old key, still accepted on verify".to_vec()];
+/// let store = CookieStore::new(keys).unwrap().budget(2048);
+/// let config = MessagesConfig::cookie(store);
+/// assert!(CookieStore::new(vec![b"short".to_vec()]).is_err());
+/// # drop(config);
+/// ```
+#[derive(Clone)]
+pub struct CookieStore {
+    keys: Vec<HmacSha256>,
+    budget: usize,
+    max_age: Duration,
+    compress: bool,
+}
+
+impl std::fmt::Debug for CookieStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieStore")
+            .field("keys", &self.keys.len())
+            .field("budget", &self.budget)
+            .field("max_age", &self.max_age)
+            .field("compress", &self.compress)
+            .finish()
+    }
+}
+
+impl CookieStore {
+    /// A store signing with the first key and accepting any of them (key rotation: put
+    /// the new key first and keep the old ones until their cookies have expired).
+    ///
+    /// Keys are secrets of at least 32 bytes from a CSPRNG (see
+    /// [`random_key`](CookieStore::random_key)), kept out of the source code.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if there is no key or a key is shorter than 32 bytes.
+    pub fn new<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Result<CookieStore, Error> {
+        let mut macs = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let key = key.as_ref();
+            if key.len() < MIN_KEY_BYTES {
+                return Err(Error::Config(format!(
+                    "cookie signing key {i} has {} bytes; at least {MIN_KEY_BYTES} random bytes are required",
+                    key.len()
+                )));
+            }
+            macs.push(HmacSha256::new_from_slice(key).map_err(|e| Error::Config(e.to_string()))?);
+        }
+        if macs.is_empty() {
+            return Err(Error::Config(
+                "cookie store needs at least one signing key".into(),
+            ));
+        }
+        Ok(CookieStore {
+            keys: macs,
+            budget: 2048,
+            max_age: Duration::from_secs(3600),
+            compress: true,
+        })
+    }
+
+    /// A new signing key: 32 bytes from the OS CSPRNG. A key made at start-up signs
+    /// cookies that the next start (or another process) refuses; persist keys shared by
+    /// every process of the site instead.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the OS random source fails.
+    pub fn random_key() -> Result<Vec<u8>, Error> {
+        let mut key = vec![0u8; MIN_KEY_BYTES];
+        getrandom::fill(&mut key).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(key)
+    }
+
+    /// Most bytes of the cookie value (default 2048; raised to at least 256).
+    #[must_use]
+    pub fn budget(mut self, bytes: usize) -> CookieStore {
+        self.budget = bytes.max(256);
+        self
+    }
+
+    /// Oldest accepted signature (default 1 hour). Every response that changes the cookie
+    /// signs it anew, so this bounds how long messages wait unread (and how long a copied
+    /// cookie can be replayed); older cookies are refused like forged ones. Signatures
+    /// more than a minute in the future are refused too.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> CookieStore {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Whether bodies may be deflate-compressed when that makes them shorter (default on).
+    #[must_use]
+    pub fn compression(mut self, on: bool) -> CookieStore {
+        self.compress = on;
+        self
+    }
+
+    /// The byte budget.
+    pub fn byte_budget(&self) -> usize {
+        self.budget
+    }
+
+    /// The MAC of one cookie value: every input length-prefixed.
+    fn mac(key: &HmacSha256, name: &str, session: &SessionKey, payload: &[u8]) -> HmacSha256 {
+        let mut mac = key.clone();
+        for part in [
+            PURPOSE,
+            name.as_bytes(),
+            session.as_str().as_bytes(),
+            payload,
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// Signs `payload` as the value of cookie `name` for `session`.
+    pub(crate) fn encode(
+        &self,
+        payload: &CookiePayload,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+    ) -> String {
+        // Serializing plain data into a Vec cannot fail.
+        let json = serde_json::to_vec(payload).unwrap_or_default();
+        let compressed = (self.compress && json.len() >= COMPRESS_FROM)
+            .then(|| deflate(&json))
+            .flatten();
+        let (flag, body) = match &compressed {
+            Some(small) => (FLAG_DEFLATE, small.as_slice()),
+            None => (0, json.as_slice()),
+        };
+        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+        bytes.push(flag);
+        bytes.extend_from_slice(&now_ms.to_be_bytes());
+        bytes.extend_from_slice(body);
+        let tag = Self::mac(&self.keys[0], name, session, &bytes)
+            .finalize()
+            .into_bytes();
+        let mut out = String::with_capacity(PREFIX.len() + (bytes.len() + TAG_LEN) * 4 / 3 + 4);
+        out.push_str(PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&bytes, &mut out);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, &mut out);
+        out
+    }
+
+    /// Verifies and decodes a cookie value; returns the payload and its signing time.
+    pub(crate) fn decode(
+        &self,
+        value: &str,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+    ) -> Result<(CookiePayload, u64), CookieError> {
+        if value.len() > MAX_INCOMING_BYTES {
+            return Err(CookieError::Oversized);
+        }
+        let rest = value.strip_prefix(PREFIX).ok_or(CookieError::Malformed)?;
+        let (body, tag) = rest.split_once('.').ok_or(CookieError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| CookieError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| CookieError::Malformed)?;
+        if bytes.len() < HEADER_LEN || tag.len() != TAG_LEN {
+            return Err(CookieError::Malformed);
+        }
+        // verify_slice compares in constant time.
+        if !self.keys.iter().any(|k| {
+            Self::mac(k, name, session, &bytes)
+                .verify_slice(&tag)
+                .is_ok()
+        }) {
+            return Err(CookieError::Signature);
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&bytes[1..HEADER_LEN]);
+        let signed_at = u64::from_be_bytes(ts);
+        let max_age = u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX);
+        // A minute of clock skew between servers is tolerated.
+        if now_ms.saturating_sub(signed_at) > max_age || signed_at > now_ms.saturating_add(60_000) {
+            return Err(CookieError::Expired);
+        }
+        let body = &bytes[HEADER_LEN..];
+        let json = match bytes[0] {
+            0 => std::borrow::Cow::Borrowed(body),
+            FLAG_DEFLATE => std::borrow::Cow::Owned(inflate(body).ok_or(CookieError::Body)?),
+            _ => return Err(CookieError::Malformed),
+        };
+        let payload = serde_json::from_slice(&json).map_err(|_| CookieError::Body)?;
+        Ok((payload, signed_at))
+    }
+
+    /// Encodes the payload within the budget, moving messages out oldest or newest first
+    /// until it fits. Returns the value (`None`: nothing left to store) and what was moved
+    /// out, per view, oldest first.
+    ///
+    /// With [`Keep::OldestAndMark`], when the markers of the views that lose messages do
+    /// not fit by themselves (many views, long view ids, a small budget), one flag marks
+    /// every view instead, so no message moved out is ever unreachable.
+    pub(crate) fn encode_within_budget(
+        &self,
+        mut payload: CookiePayload,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+        keep: Keep,
+    ) -> (Option<String>, BTreeMap<ViewId, Vec<Message>>) {
+        payload.views.retain(|_, v| !v.is_empty());
+        if payload.is_empty() {
+            return (None, BTreeMap::new());
+        }
+        let first = self.encode(&payload, name, session, now_ms);
+        if first.len() <= self.budget {
+            return (Some(first), BTreeMap::new());
+        }
+        let fits = |p: &CookiePayload| self.encode(p, name, session, now_ms).len() <= self.budget;
+        // All messages in order; binary search how many of them fit.
+        let mut all: Vec<(u64, MessageId)> = payload
+            .views
+            .values()
+            .flatten()
+            .map(Message::order_key)
+            .collect();
+        all.sort_unstable();
+        let n = all.len();
+        let subset = |k: usize, collapse: bool| -> CookiePayload {
+            let kept: BTreeSet<MessageId> = match keep {
+                Keep::Newest => all[n - k..].iter().map(|x| x.1).collect(),
+                Keep::OldestAndMark => all[..k].iter().map(|x| x.1).collect(),
+            };
+            let mut p = payload.clone();
+            for (view, ms) in &mut p.views {
+                let before = ms.len();
+                ms.retain(|m| kept.contains(&m.id()));
+                if keep == Keep::OldestAndMark && ms.len() < before {
+                    p.spilled.insert(view.clone());
+                }
+            }
+            p.views.retain(|_, v| !v.is_empty());
+            if collapse {
+                p.spilled.clear();
+                p.all_spilled = true;
+            }
+            p
+        };
+        let collapse = keep == Keep::OldestAndMark && !fits(&subset(0, false));
+        let (mut lo, mut hi) = (0usize, n.saturating_sub(1)); // k = n is known not to fit
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(&subset(mid, collapse)) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let mut kept = subset(lo, collapse);
+        // k = 0 was never tried: with `Newest` it may still carry markers of an earlier
+        // fallback configuration that do not fit; then nothing is kept.
+        let mut value = (!kept.is_empty()).then(|| self.encode(&kept, name, session, now_ms));
+        if value.as_ref().is_some_and(|v| v.len() > self.budget) {
+            kept = CookiePayload::default();
+            value = None;
+        }
+        let kept_ids: BTreeSet<MessageId> =
+            kept.views.values().flatten().map(Message::id).collect();
+        let mut overflow = BTreeMap::new();
+        for (view, ms) in payload.views {
+            let out: Vec<Message> = ms
+                .into_iter()
+                .filter(|m| !kept_ids.contains(&m.id()))
+                .collect();
+            if !out.is_empty() {
+                overflow.insert(view, out);
+            }
+        }
+        (value, overflow)
+    }
+}
+
+thread_local! {
+    // One (de)compressor per thread, reset between uses: a new compressor allocates and
+    // zeroes some 300 KB, many times the work of compressing a cookie.
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// `data` raw-deflated, if that is shorter than `data`.
+fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+    DEFLATE
+        .try_with(|cell| {
+            let mut compress = cell.try_borrow_mut().ok()?;
+            compress.reset();
+            // Output that does not fit below the input's length is not worth having.
+            let mut out = Vec::with_capacity(data.len().saturating_sub(1));
+            match compress.compress_vec(data, &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => Some(out),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Raw-deflated `data` inflated, if it is one whole stream of at most
+/// [`MAX_BODY_BYTES`].
+fn inflate(data: &[u8]) -> Option<Vec<u8>> {
+    INFLATE
+        .try_with(|cell| {
+            let mut decompress = cell.try_borrow_mut().ok()?;
+            decompress.reset(false);
+            // One byte over the bound: a longer body stops there and is refused.
+            let mut out = Vec::with_capacity(MAX_BODY_BYTES + 1);
+            let status = decompress.decompress_vec(data, &mut out, FlushDecompress::Finish);
+            let whole = usize::try_from(decompress.total_in()).is_ok_and(|n| n == data.len());
+            (matches!(status, Ok(Status::StreamEnd)) && whole && out.len() <= MAX_BODY_BYTES)
+                .then_some(out)
+        })
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "messages";
+
+    fn store() -> CookieStore {
+        CookieStore::new(vec![vec![7; 32]]).unwrap()
+    }
+    fn payload(n: usize, text_len: usize) -> CookiePayload {
+        let mut p = CookiePayload::default();
+        let v = ViewId::new("v").unwrap();
+        p.views.insert(
+            v,
+            (0..n)
+                .map(|i| Message::info(format!("{i:04}{}", "x".repeat(text_len))))
+                .collect(),
+        );
+        p
+    }
+
+    #[test]
+    fn round_trip_and_binding() {
+        let s = store();
+        let key = SessionKey::generate().unwrap();
+        let other = SessionKey::generate().unwrap();
+        let p = payload(3, 10);
+        let value = s.encode(&p, NAME, &key, 1000);
+        assert_eq!(s.decode(&value, NAME, &key, 1000).unwrap(), (p, 1000));
+        assert_eq!(
+            s.decode(&value, NAME, &other, 1000),
+            Err(CookieError::Signature)
+        );
+        assert_eq!(
+            s.decode(&value, "other", &key, 1000),
+            Err(CookieError::Signature)
+        );
+        let ms = u64::try_from(Duration::from_secs(3600).as_millis()).unwrap();
+        assert_eq!(
+            s.decode(&value, NAME, &key, 1000 + ms + 1),
+            Err(CookieError::Expired)
+        );
+        assert!(s.decode(&value, NAME, &key, 1000 + ms).is_ok());
+    }
+
+    #[test]
+    fn compression_only_when_it_shrinks() {
+        let s = store();
+        let key = SessionKey::generate().unwrap();
+        let small = s.encode(&payload(1, 5), NAME, &key, 1);
+        let big = s.encode(&payload(20, 50), NAME, &key, 1);
+        let flag = |v: &str| {
+            URL_SAFE_NO_PAD
+                .decode(v[3..].split('.').next().unwrap())
+                .unwrap()[0]
+        };
+        assert_eq!(flag(&small), 0);
+        assert_eq!(flag(&big), FLAG_DEFLATE);
+        let p = payload(20, 50);
+        assert_eq!(
+            s.decode(&s.encode(&p, NAME, &key, 1), NAME, &key, 1)
+                .unwrap()
+                .0,
+            p
+        );
+        let plain = store().compression(false).encode(&p, NAME, &key, 1);
+        assert_eq!(flag(&plain), 0);
+        assert!(plain.len() > big.len());
+    }
+
+    #[test]
+    fn length_prefixes_keep_shifted_inputs_apart() {
+        // Without length prefixes, (name "ab", session S, payload P) and
+        // (name "a", session "b" + S[..42], payload S[42] + P) would be one MAC input.
+        let s = store();
+        let (key, shifted) = loop {
+            let key = SessionKey::generate().unwrap();
+            if let Ok(shifted) = format!("b{}", &key.as_str()[..42]).parse::<SessionKey>() {
+                break (key, shifted);
+            }
+        };
+        let value = s.encode(&payload(1, 3), "ab", &key, 7);
+        let (body, tag) = value[3..].split_once('.').unwrap();
+        let mut bytes = vec![key.as_str().as_bytes()[42]];
+        bytes.extend(URL_SAFE_NO_PAD.decode(body).unwrap());
+        let crafted = format!("v1.{}.{tag}", URL_SAFE_NO_PAD.encode(&bytes));
+        let plain_concat = |name: &str, session: &SessionKey, payload: &[u8]| {
+            [
+                PURPOSE,
+                name.as_bytes(),
+                session.as_str().as_bytes(),
+                payload,
+            ]
+            .concat()
+        };
+        assert_eq!(
+            plain_concat("ab", &key, &URL_SAFE_NO_PAD.decode(body).unwrap()),
+            plain_concat("a", &shifted, &bytes),
+            "the crafted pair collides without prefixes"
+        );
+        assert_eq!(
+            s.decode(&crafted, "a", &shifted, 7),
+            Err(CookieError::Signature)
+        );
+        assert!(s.decode(&value, "ab", &key, 7).is_ok());
+    }
+
+    #[test]
+    fn markers_that_do_not_fit_collapse_into_one_flag() {
+        let s = store().budget(256);
+        let key = SessionKey::generate().unwrap();
+        let mut p = CookiePayload::default();
+        for i in 0..4 {
+            // Random ids: deflate cannot shrink them below the budget.
+            let random = || SessionKey::generate().unwrap().as_str().to_owned();
+            let view = ViewId::new(format!("{}{}{}", random(), random(), random())).unwrap();
+            p.views
+                .insert(view, vec![Message::info(format!("{i}{}", random()))]);
+        }
+        let (value, out) = s.encode_within_budget(p.clone(), NAME, &key, 1, Keep::OldestAndMark);
+        let value = value.unwrap();
+        assert!(value.len() <= 256, "{}", value.len());
+        let (kept, _) = s.decode(&value, NAME, &key, 1).unwrap();
+        assert!(kept.all_spilled);
+        assert!(kept.spilled.is_empty());
+        let moved: usize = out.values().map(Vec::len).sum();
+        let stayed: usize = kept.views.values().map(Vec::len).sum();
+        assert_eq!(
+            moved + stayed,
+            4,
+            "every message is in the cookie or moved out"
+        );
+        assert!(p.views.keys().all(|v| kept.is_spilled(v)));
+        // Cookie-only storage keeps no markers (here not even one message fits).
+        let (value, out) = s.encode_within_budget(p, NAME, &key, 1, Keep::Newest);
+        let kept = value
+            .map(|v| s.decode(&v, NAME, &key, 1).unwrap().0)
+            .unwrap_or_default();
+        assert!(!kept.all_spilled && kept.spilled.is_empty());
+        assert_eq!(
+            kept.views.values().map(Vec::len).sum::<usize>()
+                + out.values().map(Vec::len).sum::<usize>(),
+            4
+        );
+    }
+
+    #[test]
+    fn keys_rotate_and_short_keys_are_refused() {
+        let key = SessionKey::generate().unwrap();
+        let old = CookieStore::new(vec![vec![1; 32]]).unwrap();
+        let rotated = CookieStore::new(vec![vec![2; 40], vec![1; 32]]).unwrap();
+        let new_only = CookieStore::new(vec![vec![2; 40]]).unwrap();
+        let v = old.encode(&payload(1, 1), NAME, &key, 5);
+        assert!(rotated.decode(&v, NAME, &key, 5).is_ok());
+        assert_eq!(
+            new_only.decode(&v, NAME, &key, 5),
+            Err(CookieError::Signature)
+        );
+        let err = CookieStore::new(vec![vec![0; 31]]).unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert!(CookieStore::new(Vec::<Vec<u8>>::new()).is_err());
+    }
+
+    #[test]
+    fn budget_drops_oldest_or_newest() {
+        let s = store().compression(false);
+        let key = SessionKey::generate().unwrap();
+        // Five messages of which four fit (Django's "5 x 400 chars" case, sized for base64).
+        let p = payload(5, 250);
+        let (value, out) = s.encode_within_budget(p.clone(), NAME, &key, 1, Keep::Newest);
+        let value = value.unwrap();
+        assert!(value.len() <= 2048);
+        let (kept, _) = s.decode(&value, NAME, &key, 1).unwrap();
+        let kept_texts: Vec<_> = kept
+            .views
+            .values()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|m| m.text()[..4].to_owned())
+            .collect();
+        let out_texts: Vec<_> = out
+            .values()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|m| m.text()[..4].to_owned())
+            .collect();
+        assert_eq!(out_texts, ["0000"], "the oldest is dropped");
+        assert_eq!(kept_texts, ["0001", "0002", "0003", "0004"]);
+        let (_, out) = s.encode_within_budget(p, NAME, &key, 1, Keep::OldestAndMark);
+        assert_eq!(
+            out.values()
+                .next()
+                .unwrap()
+                .iter()
+                .map(|m| m.text()[..4].to_owned())
+                .collect::<Vec<_>>(),
+            ["0004"]
+        );
+    }
+
+    #[test]
+    fn deflate_bombs_are_refused() {
+        let zeros = vec![b' '; MAX_BODY_BYTES + 10];
+        let bomb = deflate(&zeros).unwrap();
+        assert!(inflate(&bomb).is_none());
+        let at_bound = vec![b' '; MAX_BODY_BYTES];
+        assert_eq!(inflate(&deflate(&at_bound).unwrap()).unwrap(), at_bound);
+    }
+
+    #[test]
+    fn deflate_only_when_shorter_and_inflate_only_whole_streams() {
+        assert_eq!(deflate(b"[]"), None, "two bytes cannot shrink");
+        let json = serde_json::to_vec(&payload(10, 40)).unwrap();
+        let small = deflate(&json).unwrap();
+        assert!(small.len() < json.len());
+        // The reused (de)compressors give the same result every time.
+        assert_eq!(deflate(&json).unwrap(), small);
+        assert_eq!(inflate(&small).unwrap(), json);
+        assert_eq!(inflate(&small).unwrap(), json);
+        let mut trailing = small.clone();
+        trailing.push(0);
+        assert!(inflate(&trailing).is_none(), "bytes after the stream");
+        assert!(inflate(&small[..small.len() - 1]).is_none(), "a cut stream");
+        assert!(inflate(b"not deflate").is_none());
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let s = CookieSettings::default();
+        let set = s.set_cookie("messages", Some("abc"));
+        assert!(set.starts_with("messages=abc"), "{set}");
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        assert!(!set.contains("Secure"));
+        let removal = CookieSettings { secure: true, ..s }.set_cookie("messages", None);
+        for attr in [
+            "messages=;",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+            "Max-Age=0",
+        ] {
+            assert!(removal.contains(attr), "{removal}");
+        }
+    }
+}

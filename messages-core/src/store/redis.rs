@@ -1,0 +1,467 @@
+//! Messages in Redis: one sorted set per context, for applications on several machines.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use async_trait::async_trait;
+
+use crate::{Error, Message, MessageStore, Result, SessionKey, ViewId};
+
+/// Longest namespace, in bytes.
+const MAX_NAMESPACE_BYTES: usize = 64;
+/// Longest idle TTL sent to Redis (about 34 years): far below what `PEXPIRE` refuses.
+const MAX_TTL_MS: u64 = 1 << 40;
+
+/// Reads and deletes a context in one step, so two concurrent readers never both get a
+/// message. KEYS: the context's sorted set, the session's view index; ARGV: the view id.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local m = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #m > 0 then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
+return m",
+    )
+});
+
+/// The views of a session that still hold messages; prunes index entries whose sorted
+/// set expired. KEYS: the view index; ARGV: the prefix of the session's context keys.
+/// The context keys are built here, not declared, but share the index's hash slot.
+static PENDING_VIEWS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local live = {}
+for _, v in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. v) == 1 then
+    table.insert(live, v)
+  else
+    redis.call('SREM', KEYS[1], v)
+  end
+end
+return live",
+    )
+});
+
+/// Deletes every context of a session and its index (same keys as `PENDING_VIEWS`).
+static CLEAR_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local views = redis.call('SMEMBERS', KEYS[1])
+for _, v in ipairs(views) do redis.call('DEL', ARGV[1] .. v) end
+redis.call('DEL', KEYS[1])
+return #views",
+    )
+});
+
+/// Settings of a [`RedisStore`].
+///
+/// ```
+/// use std::time::Duration;
+/// use messages_core::RedisOptions;
+///
+/// let options = RedisOptions { namespace: "shop".into(), idle_ttl: Duration::from_secs(600), ..RedisOptions::default() };
+/// assert_eq!(options.per_context, 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// The first part of every key (default `msg`), so several applications can share a
+    /// server: 1 to 64 bytes of printable ASCII without space, `{` or `}`.
+    pub namespace: String,
+    /// Most messages in one context (default 100); adding more drops the oldest, with a
+    /// `tracing` warning.
+    pub per_context: usize,
+    /// A context expires this long after the last write to its session (default 1 hour).
+    pub idle_ttl: Duration,
+    /// How long to wait for a connection to a server (default 1 s).
+    pub connect_timeout: Duration,
+    /// How long to wait for a server's answer (default 1 s).
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            namespace: "msg".to_owned(),
+            per_context: 100,
+            idle_ttl: Duration::from_secs(3600),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The store's view of the `redis` connection it was given.
+#[derive(Clone)]
+enum Connection {
+    /// One server, reconnecting by itself.
+    Single(ConnectionManager),
+    /// Redis Cluster: commands go to the node serving the session's slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// An operation did not finish within the store's time bound.
+#[derive(Debug, thiserror::Error)]
+#[error("redis did not answer within {0:?}")]
+struct TimedOut(Duration);
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Unavailable {
+        store: "redis",
+        source: Box::new(e),
+    }
+}
+
+/// Messages in Redis, shared by every process of an application — a single server (with
+/// a reconnecting connection) or Redis Cluster.
+///
+/// Each context is one sorted set, `{namespace}:{<session>}:{view}`, of the messages'
+/// JSON scored by `created_at`; the braces make the session a hash tag, so all keys of a
+/// session live in one cluster slot. A set `{namespace}:{<session>};views` indexes the
+/// session's views for [`pending_views`](MessageStore::pending_views) and
+/// [`clear_session`](MessageStore::clear_session) (`;` never occurs in a view id, so
+/// the index cannot collide with a context).
+///
+/// - An add is one round trip: a `MULTI`/`EXEC` pipeline that adds, trims the context to
+///   [`per_context`](RedisOptions::per_context) (oldest first, with a warning), and
+///   refreshes the [`idle_ttl`](RedisOptions::idle_ttl) of the context and the index.
+/// - A take is one round trip: a Lua script reads and deletes the context atomically, so
+///   concurrent takes never both return a message.
+/// - Messages come back ordered by `created_at`, then id (members with equal scores sort
+///   by their bytes, and the JSON starts with the id's fixed-width hex).
+/// - A stored member that does not decode is skipped with a warning.
+/// - When Redis cannot be reached or answers with an error, operations fail with
+///   [`Error::Unavailable`] after at most `connect_timeout + response_timeout`; the
+///   request context then shows no messages and logs the error. The connection is made
+///   again by itself once Redis is back.
+///
+/// ```no_run
+/// use messages_core::{Message, MessageStore, MessagesConfig, RedisOptions, RedisStore, SessionKey, ViewId};
+///
+/// # async fn run() -> messages_core::Result<()> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+/// // Or Redis Cluster:
+/// // RedisStore::connect_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"], RedisOptions::default()).await?;
+///
+/// // Out of band, from a job:
+/// let (session, view) = (SessionKey::generate()?, ViewId::new("app::dashboard")?);
+/// store.add(&session, &view, Message::info("Import finished")).await?;
+///
+/// // For requests (the store is a cheap handle; clones share the connection):
+/// let config = MessagesConfig::new(store.clone());
+/// # let _ = config; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    namespace: String,
+    per_context: usize,
+    ttl_ms: u64,
+    time_bound: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("connection", &kind)
+            .field("namespace", &self.namespace)
+            .field("per_context", &self.per_context)
+            .field("idle_ttl_ms", &self.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(what: &str, e: &RedisError) -> Error {
+    Error::Config(format!("{what}: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to one Redis server, e.g. `redis://127.0.0.1:6379` or
+    /// `redis://:password@host:6379/2`. The connection reconnects by itself.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad URL or namespace, [`Error::Unavailable`] if the server
+    /// cannot be reached now.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore> {
+        let client = ::redis::Client::open(url).map_err(|e| config_error("redis url", &e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout))
+            // Few, short retries: a request waits at most about one connect timeout, and
+            // the next request tries again.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let connect = ConnectionManager::new_with_config(client, config);
+        let bound = time_bound(&options);
+        let manager = match tokio::time::timeout(bound, connect).await {
+            Ok(m) => m.map_err(unavailable)?,
+            Err(_) => return Err(unavailable(TimedOut(bound))),
+        };
+        RedisStore::from_manager(manager, options)
+    }
+
+    /// Connects to Redis Cluster through any of its nodes (`redis://host:port` each).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad URLs or namespace, [`Error::Unavailable`] if the cluster
+    /// cannot be reached now.
+    pub async fn connect_cluster<'a>(
+        nodes: impl IntoIterator<Item = &'a str>,
+        options: RedisOptions,
+    ) -> Result<RedisStore> {
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.response_timeout)
+            .retries(2)
+            .build()
+            .map_err(|e| config_error("redis cluster nodes", &e))?;
+        let bound = time_bound(&options);
+        let connection = match tokio::time::timeout(bound, client.get_async_connection()).await {
+            Ok(c) => c.map_err(unavailable)?,
+            Err(_) => return Err(unavailable(TimedOut(bound))),
+        };
+        RedisStore::from_cluster(connection, options)
+    }
+
+    /// A store on a connection manager you configured yourself. Its timeouts apply; the
+    /// store additionally bounds each operation by `connect_timeout + response_timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad namespace.
+    pub fn from_manager(manager: ConnectionManager, options: RedisOptions) -> Result<RedisStore> {
+        RedisStore::new(Connection::Single(manager), options)
+    }
+
+    /// A store on a cluster connection you made yourself (see
+    /// [`from_manager`](RedisStore::from_manager) for timeouts).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad namespace.
+    pub fn from_cluster(
+        connection: ClusterConnection,
+        options: RedisOptions,
+    ) -> Result<RedisStore> {
+        RedisStore::new(Connection::Cluster(connection), options)
+    }
+
+    fn new(connection: Connection, options: RedisOptions) -> Result<RedisStore> {
+        let ns = &options.namespace;
+        let valid = !ns.is_empty()
+            && ns.len() <= MAX_NAMESPACE_BYTES
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+        if !valid {
+            return Err(Error::Config(format!(
+                "redis namespace {ns:?}: 1 to {MAX_NAMESPACE_BYTES} bytes of printable ASCII without space or braces"
+            )));
+        }
+        let ttl_ms = u64::try_from(options.idle_ttl.as_millis()).unwrap_or(u64::MAX);
+        Ok(RedisStore {
+            connection,
+            time_bound: time_bound(&options),
+            per_context: options.per_context.max(1),
+            ttl_ms: ttl_ms.clamp(1, MAX_TTL_MS),
+            namespace: options.namespace,
+        })
+    }
+
+    /// The key of a context's sorted set: `{namespace}:{<session>}:{view}`.
+    pub fn context_key(&self, session: &SessionKey, view: &ViewId) -> String {
+        format!("{}:{{{session}}}:{view}", self.namespace)
+    }
+
+    /// The key of a session's view index: `{namespace}:{<session>};views`.
+    pub fn views_key(&self, session: &SessionKey) -> String {
+        format!("{}:{{{session}}};views", self.namespace)
+    }
+
+    /// The prefix of a session's context keys (the Lua scripts append the view).
+    fn context_prefix(&self, session: &SessionKey) -> String {
+        format!("{}:{{{session}}}:", self.namespace)
+    }
+
+    /// Runs one operation on a clone of the connection, within the store's time bound.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
+        match tokio::time::timeout(self.time_bound, op(self.connection.clone())).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(unavailable(TimedOut(self.time_bound))),
+        }
+    }
+
+    /// Decodes members, skipping (with one warning) those that are not our messages.
+    fn decode(members: Vec<Vec<u8>>, view: &ViewId) -> Vec<Message> {
+        let mut skipped = 0usize;
+        let mut first_error = None;
+        let messages = members
+            .into_iter()
+            .filter_map(|raw| {
+                serde_json::from_slice::<Message>(&raw)
+                    .map_err(|e| {
+                        skipped += 1;
+                        first_error.get_or_insert(e);
+                    })
+                    .ok()
+            })
+            .collect();
+        if let Some(error) = first_error {
+            tracing::warn!(view = %view, skipped, %error, "messages: undecodable members in redis skipped");
+        }
+        messages
+    }
+}
+
+fn time_bound(options: &RedisOptions) -> Duration {
+    options.connect_timeout + options.response_timeout
+}
+
+#[async_trait]
+impl MessageStore for RedisStore {
+    async fn add_all(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let items = messages
+            .iter()
+            .map(|m| Ok((m.created_at(), serde_json::to_string(m)?)))
+            .collect::<Result<Vec<(u64, String)>>>()?;
+        let key = self.context_key(session, view);
+        let index = self.views_key(session);
+        let ttl = i64::try_from(self.ttl_ms).unwrap_or(i64::MAX);
+        let keep = isize::try_from(self.per_context).unwrap_or(isize::MAX);
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .zadd_multiple(&key, &items)
+            .ignore()
+            // Ranks count from the oldest: everything but the newest `keep` goes.
+            .zremrangebyrank(&key, 0, -(keep + 1))
+            .pexpire(&key, ttl)
+            .ignore()
+            .sadd(&index, view.as_str())
+            .ignore()
+            .pexpire(&index, ttl)
+            .ignore();
+        let (trimmed,): (usize,) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        if trimmed > 0 {
+            tracing::warn!(view = %view, dropped = trimmed, cap = self.per_context, "messages: context full, oldest messages dropped");
+        }
+        Ok(())
+    }
+
+    async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
+        let mut invocation = TAKE.prepare_invoke();
+        invocation
+            .key(self.context_key(session, view))
+            .key(self.views_key(session))
+            .arg(view.as_str());
+        let members: Vec<Vec<u8>> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        Ok(RedisStore::decode(members, view))
+    }
+
+    async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
+        let mut cmd = ::redis::cmd("ZRANGE");
+        cmd.arg(self.context_key(session, view)).arg(0).arg(-1);
+        let members: Vec<Vec<u8>> = self
+            .run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await?;
+        Ok(RedisStore::decode(members, view))
+    }
+
+    /// The number of members, including any that would fail to decode.
+    async fn count(&self, session: &SessionKey, view: &ViewId) -> Result<usize> {
+        let mut cmd = ::redis::cmd("ZCARD");
+        cmd.arg(self.context_key(session, view));
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn discard(&self, session: &SessionKey, view: &ViewId) -> Result<()> {
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .del(self.context_key(session, view))
+            .srem(self.views_key(session), view.as_str());
+        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
+            .await
+    }
+
+    async fn clear_session(&self, session: &SessionKey) -> Result<()> {
+        let mut invocation = CLEAR_SESSION.prepare_invoke();
+        invocation
+            .key(self.views_key(session))
+            .arg(self.context_prefix(session));
+        let _cleared: usize = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>> {
+        let mut invocation = PENDING_VIEWS.prepare_invoke();
+        invocation
+            .key(self.views_key(session))
+            .arg(self.context_prefix(session));
+        let names: Vec<String> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        let mut views: Vec<ViewId> = names
+            .into_iter()
+            .filter_map(|n| match ViewId::new(n) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "messages: invalid view id in redis index skipped");
+                    None
+                }
+            })
+            .collect();
+        views.sort();
+        Ok(views)
+    }
+}
