@@ -1,0 +1,6 @@
+use messages_core::prelude::*;
+
+#[with_messages]
+const async fn settings() {}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use messages_core::axum::Messages;
+use messages_core::prelude::*;
+
+struct Pages;
+
+impl Pages {
+    #[with_messages]
+    async fn home(&self, _: Messages) {}
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use messages_core::prelude::*;
+
+struct Pages;
+
+impl Pages {
+    #[with_messages]
+    async fn home(&self) {}
+}
+
+fn main() {}
