@@ -1,0 +1,324 @@
+//! The [`MessageStore`] contract, written once and run against every backend
+//! ([`MemoryStore`](messages_core::MemoryStore), `RedisStore` on one server and on Redis
+//! Cluster): bound, ordered, exactly once under concurrency, capped oldest-first,
+//! discard, session clearing, pending views, idle expiry.
+//!
+//! Every case uses fresh random sessions, so the suite can run on a store that holds
+//! other data. [`run`] needs a multi-threaded tokio runtime (the concurrency case spawns
+//! tasks) and a store whose per-context cap is at least [`CONCURRENT_ADDS`] for the
+//! concurrency case to run at full strength.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::missing_panics_doc
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use messages_core::{Message, MessageId, MessageStore, SessionKey, ViewId};
+
+/// Tasks taking one context at once in [`exactly_once_under_concurrency`].
+pub const TAKERS: usize = 16;
+/// Messages added while they take (bounded by the store's cap).
+pub const CONCURRENT_ADDS: usize = 64;
+
+fn session() -> SessionKey {
+    SessionKey::generate().unwrap()
+}
+
+/// The texts of `messages`, in order.
+pub fn texts(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.text().to_owned()).collect()
+}
+
+const A: ViewId = ViewId::from_static("app::a");
+const B: ViewId = ViewId::from_static("app::b");
+const C: ViewId = ViewId::from_static("app::c");
+
+/// Runs every case but [`idle_expiry`] (which needs a store with a short TTL).
+/// `per_context` is the store's cap.
+pub async fn run(store: Arc<dyn MessageStore>, per_context: usize) {
+    bound_to_session_and_view(&*store).await;
+    ordered_by_time_then_id(&*store).await;
+    exactly_once_in_sequence(&*store).await;
+    readding_a_message_does_not_duplicate_it(&*store).await;
+    cap_drops_oldest(&*store, per_context).await;
+    discard_removes_one_view(&*store).await;
+    clear_session_removes_every_view(&*store).await;
+    pending_views_lists_views_with_messages(&*store).await;
+    exactly_once_under_concurrency(&store, per_context).await;
+}
+
+/// A message is only returned for the (session, view) it was added to.
+pub async fn bound_to_session_and_view(store: &dyn MessageStore) {
+    let (s1, s2) = (session(), session());
+    store.add(&s1, &A, Message::info("for s1 a")).await.unwrap();
+    assert!(store.take(&s1, &B).await.unwrap().is_empty(), "other view");
+    assert!(
+        store.take(&s2, &A).await.unwrap().is_empty(),
+        "other session"
+    );
+    assert_eq!(store.count(&s2, &A).await.unwrap(), 0);
+    assert!(store.peek(&s2, &A).await.unwrap().is_empty());
+    assert_eq!(texts(&store.take(&s1, &A).await.unwrap()), ["for s1 a"]);
+    assert!(store.take(&s1, &A).await.unwrap().is_empty());
+    // Nothing to add is not an error and stores nothing.
+    store.add_all(&s1, &A, Vec::new()).await.unwrap();
+    assert!(store.pending_views(&s1).await.unwrap().is_empty());
+}
+
+/// Messages come back by `created_at`, ties by id — whatever order they were added in.
+pub async fn ordered_by_time_then_id(store: &dyn MessageStore) {
+    let s = session();
+    // Made in this order, so ids increase; the two at 2 000 ms tie on time.
+    let oldest = Message::info("a").with_created_at(1_000);
+    let tie_first = Message::info("b").with_created_at(2_000);
+    let tie_second = Message::info("c").with_created_at(2_000);
+    let newer = Message::info("d").with_created_at(3_000);
+    assert!(tie_first.id() < tie_second.id());
+    store.add(&s, &A, newer).await.unwrap();
+    store.add(&s, &A, tie_second).await.unwrap();
+    store
+        .add_all(&s, &A, vec![tie_first, oldest])
+        .await
+        .unwrap();
+    store.add(&s, &A, Message::info("e")).await.unwrap();
+    assert_eq!(
+        texts(&store.peek(&s, &A).await.unwrap()),
+        ["a", "b", "c", "d", "e"]
+    );
+    assert_eq!(store.count(&s, &A).await.unwrap(), 5);
+
+    // Many equal timestamps: id order (the ids' text order is their numeric order).
+    let ties: Vec<Message> = (0..20)
+        .map(|i| Message::info(format!("t{i:02}")).with_created_at(5_000))
+        .collect();
+    let mut shuffled = ties.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 11);
+    store.add_all(&s, &B, shuffled).await.unwrap();
+    let got: Vec<MessageId> = store
+        .take(&s, &B)
+        .await
+        .unwrap()
+        .iter()
+        .map(Message::id)
+        .collect();
+    let want: Vec<MessageId> = ties.iter().map(Message::id).collect();
+    assert_eq!(got, want, "ties come back in id order");
+    assert_eq!(
+        texts(&store.take(&s, &A).await.unwrap()),
+        ["a", "b", "c", "d", "e"]
+    );
+}
+
+/// Peek and count do not consume; take does, once.
+pub async fn exactly_once_in_sequence(store: &dyn MessageStore) {
+    let s = session();
+    let m = Message::warning("once").title("t").tag("x").autoclose(true);
+    store.add(&s, &A, m.clone()).await.unwrap();
+    assert_eq!(store.peek(&s, &A).await.unwrap(), std::slice::from_ref(&m));
+    assert_eq!(store.count(&s, &A).await.unwrap(), 1);
+    assert_eq!(
+        store.take(&s, &A).await.unwrap(),
+        [m],
+        "the message round-trips whole"
+    );
+    assert!(store.take(&s, &A).await.unwrap().is_empty());
+    assert_eq!(store.count(&s, &A).await.unwrap(), 0);
+}
+
+/// Ids are unique: adding the same message twice stores it once.
+pub async fn readding_a_message_does_not_duplicate_it(store: &dyn MessageStore) {
+    let s = session();
+    let m = Message::info("same");
+    store.add(&s, &A, m.clone()).await.unwrap();
+    store.add(&s, &A, m.clone()).await.unwrap();
+    assert_eq!(store.take(&s, &A).await.unwrap(), [m]);
+}
+
+/// Beyond the cap the oldest go, by one add at a time and by one large batch.
+pub async fn cap_drops_oldest(store: &dyn MessageStore, per_context: usize) {
+    let s = session();
+    let extra = 3;
+    let all: Vec<String> = (0..per_context + extra)
+        .map(|i| format!("m{i:04}"))
+        .collect();
+    for t in &all {
+        store.add(&s, &A, Message::info(t.clone())).await.unwrap();
+    }
+    assert_eq!(store.count(&s, &A).await.unwrap(), per_context);
+    assert_eq!(
+        texts(&store.take(&s, &A).await.unwrap()),
+        all[extra..],
+        "one by one"
+    );
+
+    let batch: Vec<Message> = all.iter().map(|t| Message::info(t.clone())).collect();
+    store.add_all(&s, &B, batch).await.unwrap();
+    assert_eq!(
+        texts(&store.take(&s, &B).await.unwrap()),
+        all[extra..],
+        "in one batch"
+    );
+}
+
+/// Discard drops one context unread and leaves the others.
+pub async fn discard_removes_one_view(store: &dyn MessageStore) {
+    let s = session();
+    store.add(&s, &A, Message::info("a")).await.unwrap();
+    store.add(&s, &B, Message::info("b")).await.unwrap();
+    store.discard(&s, &A).await.unwrap();
+    assert!(store.take(&s, &A).await.unwrap().is_empty());
+    assert_eq!(store.pending_views(&s).await.unwrap(), [B]);
+    assert_eq!(texts(&store.take(&s, &B).await.unwrap()), ["b"]);
+    // Discarding what is not there is fine.
+    store.discard(&s, &C).await.unwrap();
+}
+
+/// Clearing a session removes all its views and nothing of other sessions.
+pub async fn clear_session_removes_every_view(store: &dyn MessageStore) {
+    let (s, other) = (session(), session());
+    for v in [&A, &B, &C] {
+        store.add(&s, v, Message::info(v.as_str())).await.unwrap();
+    }
+    store.add(&other, &A, Message::info("other")).await.unwrap();
+    store.clear_session(&s).await.unwrap();
+    for v in [&A, &B, &C] {
+        assert!(store.take(&s, v).await.unwrap().is_empty(), "{v} cleared");
+    }
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+    assert_eq!(texts(&store.take(&other, &A).await.unwrap()), ["other"]);
+    // The session can be used again.
+    store.add(&s, &A, Message::info("again")).await.unwrap();
+    assert_eq!(texts(&store.take(&s, &A).await.unwrap()), ["again"]);
+    store.clear_session(&session()).await.unwrap();
+}
+
+/// Pending views: sorted, exactly the views holding messages.
+pub async fn pending_views_lists_views_with_messages(store: &dyn MessageStore) {
+    let s = session();
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+    for v in [&C, &A, &B] {
+        store.add(&s, v, Message::info("x")).await.unwrap();
+    }
+    assert_eq!(store.pending_views(&s).await.unwrap(), [A, B, C]);
+    store.take(&s, &B).await.unwrap();
+    assert_eq!(store.pending_views(&s).await.unwrap(), [A, C]);
+    // An empty take of a view does not disturb the others.
+    store.take(&s, &B).await.unwrap();
+    assert_eq!(store.pending_views(&s).await.unwrap(), [A, C]);
+    assert!(store.pending_views(&session()).await.unwrap().is_empty());
+}
+
+/// [`TAKERS`] tasks take one context at once while messages are added: every message is
+/// delivered exactly once in total, and each take returns its messages in order.
+pub async fn exactly_once_under_concurrency(store: &Arc<dyn MessageStore>, per_context: usize) {
+    let s = session();
+    let adds = CONCURRENT_ADDS.min(per_context);
+    let done = Arc::new(AtomicBool::new(false));
+    let takers: Vec<_> = (0..TAKERS)
+        .map(|_| {
+            let (store, s, done) = (Arc::clone(store), s.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    let batch = store.take(&s, &A).await.unwrap();
+                    assert!(
+                        batch
+                            .windows(2)
+                            .all(|w| w[0].order_key() < w[1].order_key()),
+                        "one take is ordered"
+                    );
+                    got.extend(batch.iter().map(Message::id));
+                    if finished {
+                        return got;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut added = Vec::with_capacity(adds);
+    for i in 0..adds {
+        let m = Message::info(format!("c{i}"));
+        added.push(m.id());
+        store.add(&s, &A, m).await.unwrap();
+        if i % 8 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    done.store(true, Ordering::Release);
+    let mut seen: HashMap<MessageId, usize> = HashMap::new();
+    let mut takers_with_messages = 0;
+    for t in takers {
+        let got = t.await.unwrap();
+        takers_with_messages += usize::from(!got.is_empty());
+        for id in got {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    for id in &added {
+        assert_eq!(
+            seen.get(id).copied(),
+            Some(1),
+            "message {id} delivered exactly once"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        added.len(),
+        "nothing delivered that was not added"
+    );
+    assert!(takers_with_messages >= 1);
+    assert!(store.take(&s, &A).await.unwrap().is_empty());
+}
+
+/// A context expires `ttl` after its last write, and a write refreshes it: `store` must
+/// have an idle TTL of `ttl` (200 ms, say). Sleeps about 3 × `ttl`; retries when the
+/// machine was too slow for the timing to prove anything.
+pub async fn idle_expiry(store: &dyn MessageStore, ttl: Duration) {
+    for _ in 0..5 {
+        if idle_expiry_once(store, ttl).await {
+            return;
+        }
+    }
+    panic!("idle expiry could not be checked: every attempt overslept");
+}
+
+/// One attempt; false when a sleep overshot so far that the result proves nothing.
+async fn idle_expiry_once(store: &dyn MessageStore, ttl: Duration) -> bool {
+    let s = session();
+    store.add(&s, &A, Message::info("first")).await.unwrap();
+    let first_written = Instant::now();
+    tokio::time::sleep(ttl * 7 / 10).await;
+    let refresh_started = Instant::now();
+    store.add(&s, &A, Message::info("second")).await.unwrap();
+    let refreshed = Instant::now();
+    // Past the first write's expiry, well before the refreshed one.
+    tokio::time::sleep((first_written + ttl * 23 / 20).saturating_duration_since(Instant::now()))
+        .await;
+    let read_started = Instant::now();
+    let count = store.count(&s, &A).await.unwrap();
+    let views = store.pending_views(&s).await.unwrap();
+    let read_done = Instant::now();
+    if read_started < first_written + ttl || read_done >= refresh_started + ttl {
+        return false;
+    }
+    assert_eq!(count, 2, "a write refreshes the context's TTL");
+    assert_eq!(views, [A]);
+    tokio::time::sleep((refreshed + ttl * 3 / 2).saturating_duration_since(Instant::now())).await;
+    assert_eq!(
+        store.count(&s, &A).await.unwrap(),
+        0,
+        "idle context expired"
+    );
+    assert!(store.take(&s, &A).await.unwrap().is_empty());
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+    true
+}

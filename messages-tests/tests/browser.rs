@@ -1,0 +1,320 @@
+//! The example application driven in real headless Chromium (Debian's `chromium` and
+//! `chromedriver`), against the memory and the fallback store: what a person sees.
+//!
+//! Each store gets its own in-process server on a free loopback port and two browser
+//! windows with separate profiles (two browser sessions). The dashboard screenshot is
+//! saved to `target/e2e/dashboard-<store>.png`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use messages_core::{Message, MessageStore, SessionKey, ViewId};
+use messages_tests::browser_driver::{Chromedriver, Chromium, eventually};
+use messages_tests::http::TestServer;
+
+/// The dashboard's view id (stable: the example's contract).
+const DASHBOARD: &str = "messages_example::dashboard";
+/// The example's session-key cookie.
+const SESSION_COOKIE: &str = "messages_session";
+/// The settings form's submit button.
+const SAVE: &str = "form[action='/settings'] button[type=submit]";
+/// The import job's button.
+const IMPORT: &str = "form[action='/jobs/import'] button[type=submit]";
+/// What the import job adds.
+const IMPORTED: &str = "Import finished";
+/// A name that would run a script if it were not escaped.
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+/// No messages.
+const NONE: [&str; 0] = [];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_in_headless_chromium() {
+    let Some(driver) = Chromedriver::start().await.unwrap() else {
+        return;
+    };
+    for store in ["memory", "fallback"] {
+        let started = Instant::now();
+        let site = Site::start(store).await;
+        let a = site.window(&driver).await;
+        let b = site.window(&driver).await;
+        form_message_shown_once_and_autoclosed(&site, &a).await;
+        settings_message_never_on_the_dashboard(&site, &a).await;
+        hostile_name_is_text(&site, &a).await;
+        import_job_reaches_the_dashboard_only(&site, &a, &b).await;
+        two_sessions_apart(&site, &a, &b).await;
+        dashboard_screenshot(&site, &a).await;
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        eprintln!(
+            "[{store}] browser scenarios passed in {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Submit the form: the success message is visible on the page it leads to, once; an
+/// autoclose message disappears by itself, a plain one stays; a reload shows nothing.
+async fn form_message_shown_once_and_autoclosed(site: &Site, a: &Chromium) {
+    let store = site.store;
+    site.shows(a, "/settings", &NONE).await;
+    // An error waits for the settings view (posted without following the redirect).
+    site.post(a, "/settings", &[("name", " ")]).await;
+
+    a.submit(&[("name", "Ada")], SAVE).await.unwrap();
+    assert_eq!(a.path().await.unwrap(), "/settings", "[{store}]");
+    let shown = a.messages().await.unwrap();
+    let seen: Vec<_> = shown
+        .iter()
+        .map(|m| (m.text.as_str(), m.class.as_str(), m.level.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Please enter a name.", "message error", "error"),
+            ("Settings saved for Ada.", "message success", "success"),
+        ],
+        "[{store}]"
+    );
+    assert_eq!(
+        (shown[0].title.as_deref(), shown[0].autoclose),
+        (None, false)
+    );
+    assert_eq!(
+        (shown[1].title.as_deref(), shown[1].autoclose),
+        (Some("Saved"), true)
+    );
+    assert!(
+        a.displayed("#messages li.success").await.unwrap(),
+        "[{store}] not visible"
+    );
+
+    // The autoclose script removes the success message (after 3 s) and only that one.
+    eventually(
+        "autoclose to remove the success message",
+        Duration::from_secs(6),
+        || async { Ok((a.count("#messages li.success").await? == 0).then_some(())) },
+    )
+    .await
+    .unwrap();
+    site.showing(a, &["Please enter a name."]).await;
+
+    a.reload().await.unwrap();
+    site.showing(a, &NONE).await;
+}
+
+/// A message waiting for the settings view is not shown on the dashboard, and is still
+/// there for the settings page afterwards.
+async fn settings_message_never_on_the_dashboard(site: &Site, a: &Chromium) {
+    site.post(a, "/settings", &[("name", "Cy")]).await;
+    site.shows(a, "/dashboard", &NONE).await;
+    site.shows(a, "/settings", &["Settings saved for Cy."])
+        .await;
+}
+
+/// Markup in a name is shown as text: no element in the list, no script run.
+async fn hostile_name_is_text(site: &Site, a: &Chromium) {
+    let store = site.store;
+    a.open("/settings").await.unwrap();
+    a.submit(&[("name", HOSTILE)], SAVE).await.unwrap();
+    // Loaded means the image (had there been one) failed and its onerror ran.
+    a.wait_loaded().await.unwrap();
+    let alert = a.alert().await.unwrap();
+    assert_eq!(alert, None, "[{store}] the name ran a script");
+    site.showing(a, &[&format!("Settings saved for {HOSTILE}.")])
+        .await;
+    let shown = a.messages().await.unwrap();
+    assert_eq!(shown[0].elements, 0, "[{store}] markup inside the message");
+    assert_eq!(a.count("#messages img").await.unwrap(), 0, "[{store}]");
+}
+
+/// The background job's message reaches this session's dashboard (found by reloading)
+/// and neither the settings page nor another session's dashboard.
+async fn import_job_reaches_the_dashboard_only(site: &Site, a: &Chromium, b: &Chromium) {
+    let store = site.store;
+    a.open("/dashboard").await.unwrap();
+    a.submit(&[], IMPORT).await.unwrap();
+    assert_eq!(a.path().await.unwrap(), "/dashboard", "[{store}]");
+    // Once the job has delivered (seen in the store, not consumed), no other page shows it.
+    site.job_delivered(a).await;
+    site.shows(a, "/settings", &NONE).await;
+    site.shows(b, "/dashboard", &NONE).await;
+
+    a.open("/dashboard").await.unwrap();
+    let shown = eventually(
+        "the job's message on the dashboard",
+        Duration::from_secs(5),
+        || async {
+            let shown = a.messages().await?;
+            if shown.is_empty() {
+                a.reload().await?;
+            }
+            Ok((!shown.is_empty()).then_some(shown))
+        },
+    )
+    .await
+    .unwrap();
+    let seen: Vec<_> = shown
+        .iter()
+        .map(|m| (m.text.as_str(), m.level.as_str()))
+        .collect();
+    assert_eq!(seen, [(IMPORTED, "info")], "[{store}]");
+    a.reload().await.unwrap();
+    site.showing(a, &NONE).await;
+}
+
+/// Two browser sessions never see each other's messages, on either view.
+async fn two_sessions_apart(site: &Site, a: &Chromium, b: &Chromium) {
+    site.post(a, "/settings", &[("name", "Ada")]).await;
+    site.shows(b, "/settings", &NONE).await;
+    b.submit(&[("name", "Bea")], SAVE).await.unwrap();
+    site.showing(b, &["Settings saved for Bea."]).await;
+    site.post(b, "/notes", &[("text", "B's note"), ("count", "2")])
+        .await;
+
+    site.shows(a, "/dashboard", &NONE).await;
+    site.shows(a, "/settings", &["Settings saved for Ada."])
+        .await;
+    site.shows(b, "/dashboard", &["B's note #1", "B's note #2"])
+        .await;
+    let (key_a, key_b) = (site.session(a).await, site.session(b).await);
+    assert_ne!(
+        key_a, key_b,
+        "[{}] one session key for two browsers",
+        site.store
+    );
+}
+
+/// The dashboard with messages of four levels, from forms, the job and the store
+/// directly (as another job would), saved as `target/e2e/dashboard-<store>.png`.
+async fn dashboard_screenshot(site: &Site, a: &Chromium) {
+    let store = site.store;
+    let view = ViewId::new(DASHBOARD).unwrap();
+    a.open("/dashboard").await.unwrap();
+    // The import request marks the view for the job (with the fallback store, a marked
+    // view is looked up in the server store), and the session exists from here on.
+    site.post(a, "/jobs/import", &[]).await;
+    let session = site.session(a).await;
+    let backup = Message::success("Nightly backup completed: 1,284 files, 2.3 GB.").title("Backup");
+    site.jobs.add(&session, &view, backup).await.unwrap();
+    site.post(
+        a,
+        "/notes",
+        &[
+            ("text", "Quarterly report shared with the team"),
+            ("count", "1"),
+        ],
+    )
+    .await;
+    site.post(a, "/notes", &[("text", "x"), ("count", "500")])
+        .await;
+    let quota = Message::warning("Storage is 91 % full; old exports will be removed on Friday.");
+    site.jobs
+        .add(&session, &view, quota.title("Quota"))
+        .await
+        .unwrap();
+    site.job_delivered(a).await;
+
+    a.open("/dashboard").await.unwrap();
+    let shown = a.messages().await.unwrap();
+    let mut levels: Vec<&str> = shown.iter().map(|m| m.level.as_str()).collect();
+    levels.sort_unstable();
+    assert_eq!(
+        levels,
+        ["error", "info", "info", "success", "warning"],
+        "[{store}] {shown:?}"
+    );
+
+    let path = e2e_dir().join(format!("dashboard-{store}.png"));
+    a.screenshot(&path).await.unwrap();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(bytes > 1000, "[{store}] a blank screenshot? {bytes} bytes");
+    eprintln!("[{store}] screenshot: {} ({bytes} bytes)", path.display());
+}
+
+/// One store's site: the example served in-process, and the store its jobs write to.
+struct Site {
+    store: &'static str,
+    server: TestServer,
+    jobs: Arc<dyn MessageStore>,
+}
+
+impl Site {
+    async fn start(store: &'static str) -> Site {
+        let key = "an example signing key of 32+ bytes for the e2e test";
+        let config = messages_example::config_from(|name| match name {
+            "MESSAGES_STORE" => Some(store.to_owned()),
+            "MESSAGES_KEY" => Some(key.to_owned()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+        let jobs = config
+            .server_store()
+            .expect("memory and fallback have a server store");
+        let server = TestServer::start(messages_example::app(config)).await;
+        Site {
+            store,
+            server,
+            jobs,
+        }
+    }
+
+    async fn window(&self, driver: &Chromedriver) -> Chromium {
+        let base = format!("http://{}", self.server.addr());
+        driver.open_window(&base).await.unwrap()
+    }
+
+    /// Opens `path` and asserts the texts of the messages it shows.
+    async fn shows(&self, window: &Chromium, path: &str, expected: &[&str]) {
+        window.open(path).await.unwrap();
+        self.showing(window, expected).await;
+    }
+
+    /// Asserts the texts of the messages the page shows now.
+    async fn showing(&self, window: &Chromium, expected: &[&str]) {
+        let texts = window.texts().await.unwrap();
+        let on = window.path().await.unwrap();
+        assert_eq!(texts, expected, "[{}] messages on {on}", self.store);
+    }
+
+    /// Posts a form from the page, not following its redirect: its messages stay unread.
+    async fn post(&self, window: &Chromium, path: &str, fields: &[(&str, &str)]) {
+        let answer = window.post(path, fields).await.unwrap();
+        assert_eq!(answer, "redirect", "[{}] POST {path}", self.store);
+    }
+
+    /// The session key the browser holds (set by the responses that stored something).
+    async fn session(&self, window: &Chromium) -> SessionKey {
+        let value = window.cookie(SESSION_COOKIE).await.unwrap();
+        let value = value.unwrap_or_else(|| panic!("[{}] no session cookie", self.store));
+        value.parse().unwrap()
+    }
+
+    /// Waits (at most 5 s) until the import job has put its message in the server store
+    /// for the dashboard of `window`'s session; looks without consuming.
+    async fn job_delivered(&self, window: &Chromium) {
+        let session = self.session(window).await;
+        let view = ViewId::new(DASHBOARD).unwrap();
+        let session = &session;
+        let view = &view;
+        eventually(
+            "the import job to deliver",
+            Duration::from_secs(5),
+            || async move {
+                let waiting = self.jobs.peek(session, view).await.unwrap();
+                Ok(waiting.iter().any(|m| m.text() == IMPORTED).then_some(()))
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// `target/e2e`, beside the test's temporary folder in the target directory.
+fn e2e_dir() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent()
+        .map_or(tmp.clone(), |target| target.join("e2e"))
+}
