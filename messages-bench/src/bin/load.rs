@@ -1,0 +1,177 @@
+//! `cargo run --release -p messages-bench --bin load`: every row at concurrency 1, 16 and
+//! 64 on both workloads, three rounds, medians printed as a Markdown table and written as
+//! JSON to `target/messages-bench/load.json`.
+//!
+//! `BENCH_SCALE=0.1` (say) scales the request counts down for a quick look.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use messages_bench::BenchError;
+use messages_bench::apps::{App, Row};
+use messages_bench::client::{self, Cell, Sample, Workload};
+use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS};
+use messages_bench::report::{Line, Machine, Report, add_ratios, load_average};
+use messages_tests::redis_server::RedisServer;
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const ROUNDS: usize = 3;
+/// Iterations measured per cell (pairs, or GETs), before `BENCH_SCALE`.
+const ITERATIONS: [(Workload, usize); 2] =
+    [(Workload::FlashPair, 10_000), (Workload::PlainGet, 20_000)];
+/// Iterations of warm-up per cell.
+const WARMUP: usize = 1_000;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn scale() -> f64 {
+    std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+fn scaled(n: usize, scale: f64) -> usize {
+    ((n as f64 * scale).round() as usize).max(1)
+}
+
+/// Where the JSON goes: `$CARGO_TARGET_DIR` or the workspace's `target/`.
+fn json_path() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || {
+                let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+                crate_dir
+                    .parent()
+                    .map_or(crate_dir.clone(), PathBuf::from)
+                    .join("target")
+            },
+            PathBuf::from,
+        )
+        .join("messages-bench/load.json")
+}
+
+fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BenchError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()?)
+}
+
+/// Runs everything; `Ok(false)` if some response broke the contract.
+fn run() -> Result<bool, BenchError> {
+    let started = Instant::now();
+    let machine = Machine::now();
+    let scale = scale();
+    let server_rt = runtime(SERVER_THREADS)?;
+    let client_rt = runtime(CLIENT_THREADS)?;
+
+    let mut notes = vec![
+        "axum-flash 0.8.0 is left out: it is built on axum-core 0.4 (axum 0.7), and its extractors are not axum 0.8 handlers' (see BENCHMARKS.md).".to_owned(),
+    ];
+    let redis = RedisServer::start();
+    let mut apps = Vec::new();
+    for row in Row::ALL {
+        if row == Row::Redis && redis.is_none() {
+            notes.push("ours: redis left out: redis-server is not installed.".to_owned());
+            continue;
+        }
+        apps.push(server_rt.block_on(App::start(row, redis.as_ref()))?);
+    }
+
+    // Rounds outermost, and the rows of one cell back to back: a burst of load from
+    // elsewhere hits one round of every row alike rather than every round of one row.
+    let mut samples: Vec<((Row, Workload, usize), Vec<Sample>)> = Vec::new();
+    let labels: Vec<&str> = apps.iter().map(|a| a.row.label()).collect();
+    eprintln!("req/s of: {}", labels.join(", "));
+    for round in 1..=ROUNDS {
+        for (workload, iterations) in ITERATIONS {
+            for concurrency in CONCURRENCY {
+                let cell = Cell {
+                    workload,
+                    concurrency,
+                    iterations: scaled(iterations, scale),
+                    warmup: scaled(WARMUP, scale),
+                };
+                let mut rates = Vec::new();
+                for app in &apps {
+                    let sample = client_rt.block_on(client::measure(app, cell))?;
+                    #[allow(clippy::cast_precision_loss)]
+                    rates.push(format!(
+                        "{:.0}",
+                        sample.requests as f64 / sample.elapsed.as_secs_f64()
+                    ));
+                    let key = (app.row, workload, concurrency);
+                    match samples.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, list)) => list.push(sample),
+                        None => samples.push((key, vec![sample])),
+                    }
+                }
+                eprintln!(
+                    "round {round}/{ROUNDS} {workload:?} c={concurrency:<2} req/s {} ({:.0} s)",
+                    rates.join(" "),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    drop(apps);
+
+    let mut lines: Vec<Line> = Vec::new();
+    for workload in Workload::ALL {
+        for concurrency in CONCURRENCY {
+            for ((row, w, c), list) in &samples {
+                if *w == workload && *c == concurrency {
+                    lines.push(Line::new(*row, workload, concurrency, list));
+                }
+            }
+        }
+    }
+    add_ratios(&mut lines);
+    let failures: usize = lines.iter().map(|l| l.failures).sum();
+    for line in lines.iter().filter(|l| l.failures > 0) {
+        eprintln!(
+            "{} {:?} c={}: {} failures, first: {}",
+            line.label,
+            line.workload,
+            line.concurrency,
+            line.failures,
+            line.first_failure.as_deref().unwrap_or("?")
+        );
+    }
+    let report = Report {
+        machine: Machine {
+            load_after: load_average(),
+            ..machine
+        },
+        rounds: ROUNDS,
+        seconds: started.elapsed().as_secs_f64(),
+        lines,
+        notes,
+    };
+    println!("{}", report.markdown());
+    let path = json_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}", path.display());
+    Ok(failures == 0)
+}

@@ -1,0 +1,42 @@
+//! Load harness of `messages-core` beside the alternatives, in one process run.
+//!
+//! Every row is the same axum application — `POST /settings` adds one flash message and
+//! redirects (303) to `GET /settings`, which renders it; `GET /about` never touches
+//! messages — served on `127.0.0.1:0` with a different flash library behind it:
+//! nothing ([`apps::Row::Bare`], the floor), this library on each of its stores, and
+//! `axum-messages` on `tower-sessions`' memory store. Keep-alive HTTP/1 clients, each
+//! with its own cookie jar, drive it at several concurrencies ([`client`]); store calls
+//! and CPU time are counted on the side ([`cpu`]); [`report`] prints the table and its
+//! JSON.
+//!
+//! `cargo run --release -p messages-bench --bin load`; `BENCHMARKS.md` at the root of the
+//! repository has the figures of one run and how to read them.
+
+pub mod apps;
+pub mod client;
+pub mod cpu;
+pub mod report;
+
+/// What stops a benchmark run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A socket or file operation failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The HTTP client failed (connection refused or closed, malformed response).
+    #[error("http client: {0}")]
+    Http(#[from] hyper::Error),
+    /// A request could not be built.
+    #[error("http request: {0}")]
+    Request(#[from] axum::http::Error),
+    /// A store could not be set up.
+    #[error("store: {0}")]
+    Store(#[from] messages_core::Error),
+    /// The JSON report could not be written.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A client task died.
+    #[error("client task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

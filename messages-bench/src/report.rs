@@ -1,0 +1,454 @@
+//! From samples to the table: per-request figures, medians over rounds, ratios to the
+//! bare-axum floor and to axum-messages, Markdown and JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::apps::Row;
+use crate::client::{Sample, Workload};
+
+/// One sample's figures, per request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Requests per second (wall clock, all clients together).
+    pub requests_per_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Bytes of `Cookie` sent per request.
+    pub cookie_bytes: f64,
+    /// Bytes of `Set-Cookie` received per request.
+    pub set_cookie_bytes: f64,
+    /// Server-store calls per request; `None` without a server store.
+    pub store_calls: Option<f64>,
+    /// CPU µs of the server threads per request.
+    pub server_cpu_us: Option<f64>,
+    /// CPU µs of the client threads per request.
+    pub client_cpu_us: Option<f64>,
+    /// CPU µs of `redis-server` per request (Redis row).
+    pub redis_cpu_us: Option<f64>,
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn per_request(total: f64, requests: usize) -> f64 {
+    total / requests.max(1) as f64
+}
+
+impl Metrics {
+    /// The figures of one sample.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn of(sample: &Sample) -> Metrics {
+        let mut latencies = sample.latencies_ns.clone();
+        latencies.sort_unstable();
+        let n = sample.requests;
+        let cpu = sample.cpu;
+        let us = |ns: u64| per_request(ns as f64 / 1000.0, n);
+        Metrics {
+            requests_per_s: n as f64 / sample.elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            p50_us: percentile(&latencies, 0.50) as f64 / 1000.0,
+            p99_us: percentile(&latencies, 0.99) as f64 / 1000.0,
+            cookie_bytes: per_request(sample.cookie_bytes as f64, n),
+            set_cookie_bytes: per_request(sample.set_cookie_bytes as f64, n),
+            store_calls: sample.store_calls.map(|c| per_request(c as f64, n)),
+            server_cpu_us: cpu.map(|c| us(c.server_ns)),
+            client_cpu_us: cpu.map(|c| us(c.client_ns)),
+            redis_cpu_us: cpu.and_then(|c| c.other_ns).map(us),
+        }
+    }
+
+    /// The median of each figure over rounds (each figure on its own).
+    pub fn median(rounds: &[Metrics]) -> Metrics {
+        let m = |f: fn(&Metrics) -> f64| median(rounds.iter().map(f).collect());
+        let o = |f: fn(&Metrics) -> Option<f64>| {
+            let values: Vec<f64> = rounds.iter().filter_map(f).collect();
+            (!values.is_empty()).then(|| median(values))
+        };
+        Metrics {
+            requests_per_s: m(|r| r.requests_per_s),
+            p50_us: m(|r| r.p50_us),
+            p99_us: m(|r| r.p99_us),
+            cookie_bytes: m(|r| r.cookie_bytes),
+            set_cookie_bytes: m(|r| r.set_cookie_bytes),
+            store_calls: o(|r| r.store_calls),
+            server_cpu_us: o(|r| r.server_cpu_us),
+            client_cpu_us: o(|r| r.client_cpu_us),
+            redis_cpu_us: o(|r| r.redis_cpu_us),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values; 0 for none.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median (mean of the middle two for an even count); 0 for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    }
+}
+
+/// One line of the table: a row at a concurrency on a workload, over all rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// The row.
+    pub row: Row,
+    /// Its label.
+    pub label: &'static str,
+    /// The workload.
+    pub workload: Workload,
+    /// Clients at once.
+    pub concurrency: usize,
+    /// Requests measured per round.
+    pub requests: usize,
+    /// Medians over the rounds.
+    pub median: Metrics,
+    /// Each round.
+    pub rounds: Vec<Metrics>,
+    /// Beside bare axum, same workload and concurrency.
+    pub vs_bare: Option<Ratios>,
+    /// Beside axum-messages, same workload and concurrency.
+    pub vs_axum_messages: Option<Ratios>,
+    /// Responses that broke the contract, all rounds.
+    pub failures: usize,
+    /// The first such response.
+    pub first_failure: Option<String>,
+}
+
+impl Line {
+    /// A line from its rounds' samples.
+    pub fn new(row: Row, workload: Workload, concurrency: usize, samples: &[Sample]) -> Line {
+        let rounds: Vec<Metrics> = samples.iter().map(Metrics::of).collect();
+        Line {
+            row,
+            label: row.label(),
+            workload,
+            concurrency,
+            requests: samples.first().map_or(0, |s| s.requests),
+            median: Metrics::median(&rounds),
+            rounds,
+            vs_bare: None,
+            vs_axum_messages: None,
+            failures: samples.iter().map(|s| s.failures).sum(),
+            first_failure: samples.iter().find_map(|s| s.first_failure.clone()),
+        }
+    }
+}
+
+/// A line's figures over another line's of the same workload and concurrency: the ratio
+/// in each round (the rows of one round ran back to back, under the same outside load),
+/// then the median over rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ratios {
+    /// Requests per second over the other's (above 1: faster).
+    pub requests_per_s: f64,
+    /// Server-side CPU per request (with `redis-server`'s) over the other's (above 1:
+    /// costlier).
+    pub server_cpu: Option<f64>,
+}
+
+impl Metrics {
+    /// CPU per request on the server side: the server threads and `redis-server`.
+    pub fn server_side_cpu_us(&self) -> Option<f64> {
+        self.server_cpu_us
+            .map(|s| s + self.redis_cpu_us.unwrap_or(0.0))
+    }
+}
+
+impl Ratios {
+    /// `line` over `base`, round by round, then the medians.
+    pub fn of(line: &Line, base: &Line) -> Option<Ratios> {
+        let pairs: Vec<(&Metrics, &Metrics)> = line.rounds.iter().zip(&base.rounds).collect();
+        let rates: Vec<f64> = pairs
+            .iter()
+            .filter(|(_, b)| b.requests_per_s > 0.0)
+            .map(|(l, b)| l.requests_per_s / b.requests_per_s)
+            .collect();
+        let cpus: Vec<f64> = pairs
+            .iter()
+            .filter_map(|(l, b)| {
+                let (l, b) = (l.server_side_cpu_us()?, b.server_side_cpu_us()?);
+                (b > 0.0).then(|| l / b)
+            })
+            .collect();
+        (!rates.is_empty()).then(|| Ratios {
+            requests_per_s: median(rates),
+            server_cpu: (!cpus.is_empty()).then(|| median(cpus)),
+        })
+    }
+}
+
+/// Fills in each line's ratios to the bare-axum and axum-messages lines of its workload
+/// and concurrency.
+pub fn add_ratios(lines: &mut [Line]) {
+    let base = |lines: &[Line], row: Row, l: &Line| {
+        lines
+            .iter()
+            .find(|b| b.row == row && b.workload == l.workload && b.concurrency == l.concurrency)
+            .and_then(|b| Ratios::of(l, b))
+    };
+    let ratios: Vec<(Option<Ratios>, Option<Ratios>)> = lines
+        .iter()
+        .map(|l| (base(lines, Row::Bare, l), base(lines, Row::AxumMessages, l)))
+        .collect();
+    for (line, (bare, am)) in lines.iter_mut().zip(ratios) {
+        line.vs_bare = bare;
+        line.vs_axum_messages = am;
+    }
+}
+
+/// The machine and the conditions of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs (`nproc`).
+    pub cpus: usize,
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `/proc/loadavg` when the run started.
+    pub load_before: String,
+    /// `/proc/loadavg` when it ended.
+    pub load_after: String,
+}
+
+impl Machine {
+    /// What this machine says about itself now (`load_after` left empty).
+    pub fn now() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned()),
+            load_before: load_average(),
+            load_after: String::new(),
+        }
+    }
+}
+
+/// The first three fields of `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Rounds per line (the table shows medians).
+    pub rounds: usize,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// The lines, by workload, then concurrency, then row.
+    pub lines: Vec<Line>,
+    /// Rows left out, and why.
+    pub notes: Vec<String>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}×"))
+}
+
+fn ratios(r: Option<Ratios>) -> (String, String) {
+    (
+        ratio(r.map(|r| r.requests_per_s)),
+        ratio(r.and_then(|r| r.server_cpu)),
+    )
+}
+
+impl Report {
+    /// The report as Markdown: one table per workload.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "{} CPUs ({}), load average {} before and {} after; medians of {} rounds; {:.0} s.\n",
+            m.cpus, m.cpu_model, m.load_before, m.load_after, self.rounds, self.seconds
+        );
+        for workload in Workload::ALL {
+            let _ = writeln!(
+                out,
+                "{}\n",
+                match workload {
+                    Workload::FlashPair =>
+                        "**(a) Flash pair** — `POST /settings` adds one message and answers 303, then `GET /settings` renders it; figures per request (a pair is 2 requests).",
+                    Workload::PlainGet =>
+                        "**(b) Plain GET** — `GET /about` never touches messages, sent by a browser holding the cookies of an earlier pair.",
+                }
+            );
+            out.push_str("| c | row | req/s | req/s × bare | req/s × axum-messages | p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req | CPU × bare | CPU × axum-messages |\n");
+            out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            for line in self.lines.iter().filter(|l| l.workload == workload) {
+                let d = &line.median;
+                let server = match (d.server_cpu_us, d.redis_cpu_us) {
+                    (Some(s), Some(r)) => format!("{s:.1} + {r:.1} redis-server"),
+                    (s, _) => opt(s, 1),
+                };
+                let (rate_bare, cpu_bare) = ratios(line.vs_bare);
+                let (rate_am, cpu_am) = ratios(line.vs_axum_messages);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {rate_bare} | {rate_am} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {server} | {cpu_bare} | {cpu_am} |{}",
+                    line.concurrency,
+                    line.label,
+                    d.requests_per_s,
+                    d.p50_us,
+                    d.p99_us,
+                    d.cookie_bytes,
+                    d.set_cookie_bytes,
+                    opt(d.store_calls, 2),
+                    if line.failures > 0 {
+                        format!(" **{} failures**", line.failures)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            out.push('\n');
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cpu::CpuTimes;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.50), 50);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&v, 1.0), 100);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
+        assert!((median(vec![4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < f64::EPSILON);
+        assert!(median(Vec::new()).abs() < f64::EPSILON);
+    }
+
+    fn sample(requests: usize, millis: u64, calls: Option<usize>) -> Sample {
+        Sample {
+            requests,
+            elapsed: Duration::from_millis(millis),
+            latencies_ns: (1..=requests as u64).map(|i| i * 1000).collect(),
+            cookie_bytes: 40 * requests as u64,
+            set_cookie_bytes: 0,
+            store_calls: calls,
+            cpu: Some(CpuTimes {
+                server_ns: 20_000 * requests as u64,
+                client_ns: 10_000 * requests as u64,
+                other_ns: None,
+            }),
+            failures: 0,
+            first_failure: None,
+        }
+    }
+
+    #[test]
+    fn figures_are_per_request_and_ratios_per_cell() {
+        let bare = Line::new(Row::Bare, Workload::PlainGet, 16, &[sample(100, 10, None)]);
+        let ours = Line::new(
+            Row::Memory,
+            Workload::PlainGet,
+            16,
+            &[
+                sample(100, 20, Some(0)),
+                sample(100, 25, Some(0)),
+                sample(100, 50, Some(0)),
+            ],
+        );
+        let other_c = Line::new(Row::Bare, Workload::PlainGet, 1, &[sample(100, 100, None)]);
+        let mut lines = vec![bare, ours, other_c];
+        add_ratios(&mut lines);
+        let d = lines[1].median;
+        assert!((d.requests_per_s - 4000.0).abs() < 1e-6, "{d:?}");
+        assert!((d.p50_us - 50.0).abs() < 1e-9);
+        assert!((d.p99_us - 99.0).abs() < 1e-9);
+        assert!((d.cookie_bytes - 40.0).abs() < 1e-9);
+        assert_eq!(d.store_calls, Some(0.0));
+        assert_eq!(d.server_cpu_us, Some(20.0));
+        assert_eq!(d.redis_cpu_us, None);
+        // Bare at c=16 did 10 000 req/s in its one round: ours did 5000, 4000 and 2000 in
+        // its three, the first of which is compared; no axum-messages line.
+        let vs_bare = lines[1].vs_bare.unwrap();
+        assert!((vs_bare.requests_per_s - 0.5).abs() < 1e-9, "{vs_bare:?}");
+        assert_eq!(vs_bare.server_cpu, Some(1.0));
+        assert_eq!(lines[1].vs_axum_messages, None);
+        assert!((lines[2].vs_bare.unwrap().requests_per_s - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ratios_are_medians_of_rounds_and_count_redis_server_cpu() {
+        let mut redis = sample(100, 20, Some(100));
+        redis.cpu = redis.cpu.map(|c| CpuTimes {
+            other_ns: Some(c.server_ns),
+            ..c
+        });
+        let base = Line::new(
+            Row::AxumMessages,
+            Workload::FlashPair,
+            1,
+            &[
+                sample(100, 10, Some(200)),
+                sample(100, 10, Some(200)),
+                sample(100, 40, Some(200)),
+            ],
+        );
+        // Round by round: 0.5, 0.25 and 1.0 of axum-messages' rate; the median is 0.5,
+        // not the ratio of the medians (2500 / 10 000).
+        let line = Line::new(
+            Row::Redis,
+            Workload::FlashPair,
+            1,
+            &[
+                redis.clone(),
+                sample(100, 40, Some(100)),
+                sample(100, 40, Some(100)),
+            ],
+        );
+        let r = Ratios::of(&line, &base).unwrap();
+        assert!((r.requests_per_s - 0.5).abs() < 1e-9, "{r:?}");
+        // Round 1 costs twice the CPU with redis-server's; the others as much.
+        assert_eq!(r.server_cpu, Some(1.0));
+        assert_eq!(line.rounds[0].server_side_cpu_us(), Some(40.0));
+    }
+}

@@ -1,0 +1,103 @@
+//! Every row of the load harness serves the contract it is measured on — the message shown
+//! once where it is due, nowhere else — and the side counts the table reports hold: which
+//! rows call a server store, and which carry cookies. Counts are tiny: no timing here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use messages_bench::apps::{App, Row};
+use messages_bench::client::{Cell, Sample, Workload, measure};
+use messages_tests::redis_server::RedisServer;
+
+const ITERATIONS: usize = 6;
+
+async fn sample(app: &App, workload: Workload, concurrency: usize) -> Sample {
+    let cell = Cell {
+        workload,
+        concurrency,
+        iterations: ITERATIONS,
+        warmup: 2,
+    };
+    let sample = measure(app, cell).await.unwrap();
+    assert_eq!(
+        sample.failures, 0,
+        "{:?} {workload:?}: {:?}",
+        app.row, sample.first_failure
+    );
+    assert_eq!(
+        sample.requests,
+        ITERATIONS / concurrency * concurrency * workload.requests_per_iteration()
+    );
+    assert_eq!(sample.latencies_ns.len(), sample.requests);
+    sample
+}
+
+/// Both workloads at concurrency 1 and 3.
+async fn both(row: Row, redis: Option<&RedisServer>) -> [(Sample, Sample); 2] {
+    let app = App::start(row, redis).await.unwrap();
+    let mut out = Vec::new();
+    for concurrency in [1, 3] {
+        out.push((
+            sample(&app, Workload::FlashPair, concurrency).await,
+            sample(&app, Workload::PlainGet, concurrency).await,
+        ));
+    }
+    out.try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_axum_has_no_cookies_and_no_store() {
+    for (pair, plain) in both(Row::Bare, None).await {
+        for s in [&pair, &plain] {
+            assert_eq!((s.cookie_bytes, s.set_cookie_bytes), (0, 0));
+            assert_eq!(s.store_calls, None);
+        }
+    }
+}
+
+/// A server store: one call per request of a pair (add, then take), none for a page that
+/// does not ask for messages, and the session cookie set once, during warm-up.
+async fn server_store_row(row: Row, redis: Option<&RedisServer>) {
+    for (pair, plain) in both(row, redis).await {
+        assert_eq!(pair.store_calls, Some(pair.requests), "{row:?}");
+        assert_eq!(pair.set_cookie_bytes, 0, "{row:?}");
+        assert!(pair.cookie_bytes > 0);
+        assert_eq!(plain.store_calls, Some(0), "{row:?}: lazy");
+        assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
+        assert!(plain.cookie_bytes > 0, "the browser has a session");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_is_called_once_per_request_that_uses_it() {
+    server_store_row(Row::Memory, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_is_called_once_per_request_that_uses_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    server_store_row(Row::Redis, Some(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store() {
+    for row in [Row::Cookie, Row::Fallback] {
+        for (pair, plain) in both(row, None).await {
+            // Every POST sets the messages cookie and every GET removes it.
+            assert!(pair.set_cookie_bytes > 0, "{row:?}");
+            assert!(pair.cookie_bytes > plain.cookie_bytes, "{row:?}");
+            assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
+            let expected = (row == Row::Fallback).then_some(0);
+            assert_eq!(pair.store_calls, expected, "{row:?}: one message fits");
+            assert_eq!(plain.store_calls, expected, "{row:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_messages_session_store_calls_are_counted() {
+    for (pair, plain) in both(Row::AxumMessages, None).await {
+        assert!(pair.store_calls.unwrap() >= pair.requests);
+        assert!(plain.store_calls.unwrap() >= plain.requests);
+    }
+}
