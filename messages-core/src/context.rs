@@ -29,7 +29,7 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,7 +39,7 @@ use serde::{Serialize, Serializer};
 use crate::message::now_ms;
 use crate::store::cookie::{CookieError, CookiePayload, Keep, MAX_INCOMING_BYTES};
 use crate::{
-    CookieSettings, CookieStore, Error, FallbackStore, Level, Message, MessageStore, Result,
+    CookieSettings, CookieStore, Error, FallbackStore, Lease, Level, Message, MessageStore, Result,
     SessionKey, ViewId,
 };
 
@@ -219,6 +219,9 @@ struct ViewState {
     expect_later: bool,
     /// The queue cap was hit (warned once per request and view).
     overflowed: bool,
+    /// The server store's lease on the messages loaded, and the session they were taken
+    /// from: settled by the commit once they are shown or safely put back.
+    lease: Option<(SessionKey, Lease)>,
 }
 
 #[derive(Debug, Default)]
@@ -451,7 +454,14 @@ impl RequestMessages {
         let mut to_store: BTreeMap<ViewId, Vec<Message>> = BTreeMap::new();
         let mut discards = Vec::new();
         let mut expect = Vec::new();
-        for (view, vs) in std::mem::take(&mut st.views) {
+        let mut leases = Vec::new();
+        // Views whose messages could not be stored: their leases stay unsettled, so the
+        // server store puts back what this request had taken once the lease is up.
+        let mut failed = BTreeSet::new();
+        for (view, mut vs) in std::mem::take(&mut st.views) {
+            if let Some(lease) = vs.lease.take() {
+                leases.push((view.clone(), lease));
+            }
             let mut list = if vs.is_loaded && !(success && vs.consumed.load(Ordering::Acquire)) {
                 vs.loaded
             } else {
@@ -492,11 +502,17 @@ impl RequestMessages {
                             for (view, list) in to_store {
                                 match store.add_all(&session, &view, list).await {
                                     Ok(()) => stored = true,
-                                    Err(e) => log_store_error("add", &e),
+                                    Err(e) => {
+                                        log_store_error("add", &e);
+                                        failed.insert(view);
+                                    }
                                 }
                             }
                         }
-                        Err(e) => log_store_error("session", &e),
+                        Err(e) => {
+                            log_store_error("session", &e);
+                            failed.extend(to_store.into_keys());
+                        }
                     }
                 }
             }
@@ -533,6 +549,21 @@ impl RequestMessages {
                         .await;
                     stored = written.0;
                     set_cookie.extend(written.1);
+                    failed = written.2;
+                }
+            }
+        }
+        if !leases.is_empty() {
+            let server = match &config.storage {
+                Storage::Server(store) => Some(store),
+                Storage::Fallback(fb) => Some(&fb.server),
+                Storage::Cookie(_) => None,
+            };
+            for (view, (session, lease)) in leases {
+                if let Some(server) = server.filter(|_| !failed.contains(&view))
+                    && let Err(e) = server.settle(&session, &view, lease).await
+                {
+                    log_store_error("settle", &e);
                 }
             }
         }
@@ -557,8 +588,9 @@ impl RequestMessages {
         }
     }
 
-    /// Rewrites the messages cookie. Returns whether anything is stored, and the
-    /// `Set-Cookie` value (none when the cookie neither was nor will be present).
+    /// Rewrites the messages cookie. Returns whether anything is stored, the `Set-Cookie`
+    /// value (none when the cookie neither was nor will be present), and the views whose
+    /// spill to the server store failed.
     async fn write_cookie(
         &self,
         st: &mut State,
@@ -567,8 +599,9 @@ impl RequestMessages {
         to_store: BTreeMap<ViewId, Vec<Message>>,
         discards: &[ViewId],
         expect: &[ViewId],
-    ) -> (bool, Option<String>) {
+    ) -> (bool, Option<String>, BTreeSet<ViewId>) {
         let names = &self.inner.config.cookies;
+        let mut failed = BTreeSet::new();
         let mut payload = std::mem::take(st.payload(cs, &names.messages_name));
         for view in discards {
             payload.views.remove(view);
@@ -592,13 +625,14 @@ impl RequestMessages {
                 .cookie
                 .present
                 .then(|| names.set_cookie(&names.messages_name, None));
-            return (false, removal);
+            return (false, removal, failed);
         }
         let session = match st.session_or_new() {
             Ok(s) => s,
             Err(e) => {
                 log_store_error("session", &e);
-                return (false, None);
+                failed.extend(payload.views.into_keys());
+                return (false, None, failed);
             }
         };
         let keep = if server.is_some() {
@@ -621,7 +655,10 @@ impl RequestMessages {
                     for (view, list) in overflow {
                         match server.add_all(&session, &view, list).await {
                             Ok(()) => stored = true,
-                            Err(e) => log_store_error("add", &e),
+                            Err(e) => {
+                                log_store_error("add", &e);
+                                failed.insert(view);
+                            }
                         }
                     }
                 }
@@ -634,7 +671,7 @@ impl RequestMessages {
                 .present
                 .then(|| names.set_cookie(&names.messages_name, None)),
         };
-        (stored, cookie)
+        (stored, cookie, failed)
     }
 
     /// Loads (takes) a view's stored messages into the request, once.
@@ -676,11 +713,13 @@ impl RequestMessages {
         // and a failed take must not strand what the server holds. The mark stays in the
         // decoded cookie, so an undelivered read does not rewrite the cookie.
         let mut delivered = false;
+        let mut lease = None;
         if let (Some(server), Some(session)) = (server, session) {
-            match server.take(&session, view).await {
-                Ok(more) => {
-                    delivered = !more.is_empty();
-                    found.extend(more);
+            match server.take_leased(&session, view).await {
+                Ok(taken) => {
+                    delivered = !taken.messages.is_empty();
+                    found.extend(taken.messages);
+                    lease = taken.lease.map(|l| (session, l));
                 }
                 Err(e) => log_store_error("take", &e),
             }
@@ -700,6 +739,7 @@ impl RequestMessages {
         vs.loaded.append(&mut found);
         vs.loaded.sort_by_key(Message::order_key);
         vs.is_loaded = true;
+        vs.lease = lease;
     }
 
     /// A view's messages without taking them (store I/O unless already loaded).

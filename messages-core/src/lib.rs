@@ -56,7 +56,8 @@ pub use message::{
 };
 pub use session::{ParseSessionKeyError, SessionKey};
 pub use store::{
-    CookieSettings, CookieStore, FallbackStore, MemoryLimits, MemoryStore, MessageStore, SameSite,
+    CookieSettings, CookieStore, FallbackStore, Lease, MemoryLimits, MemoryStore, MessageStore,
+    SameSite, Taken,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -74,6 +74,50 @@ pub use cookie::{CookieSettings, CookieStore, SameSite};
 pub use fallback::FallbackStore;
 pub use memory::{MemoryLimits, MemoryStore};
 
+/// A reserve a store keeps of a context's messages, taken by
+/// [`take_leased`](MessageStore::take_leased), until the request that took them calls
+/// [`settle`](MessageStore::settle). A store that gives one out puts the messages back by
+/// itself if the lease is never settled — the process taking them died, say — once the
+/// lease's time is up. An opaque token, meaningful only to the store that issued it.
+///
+/// ```
+/// use messages_core::Lease;
+///
+/// let lease = Lease::new("0000000000000001c0ffee0000000000");
+/// assert_eq!(lease.token(), "0000000000000001c0ffee0000000000");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease(String);
+
+impl Lease {
+    /// A lease with the store's own token.
+    pub fn new(token: impl Into<String>) -> Lease {
+        Lease(token.into())
+    }
+
+    /// The store's token.
+    pub fn token(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A context's messages taken for delivery by [`MessageStore::take_leased`], with the
+/// store's [`Lease`] on them if it keeps a reserve.
+///
+/// ```
+/// use messages_core::{Message, Taken};
+///
+/// let taken = Taken { messages: vec![Message::info("Saved")], lease: None };
+/// assert_eq!(taken.messages.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// The lease to [`settle`](MessageStore::settle), if the store keeps a reserve.
+    pub lease: Option<Lease>,
+}
+
 /// A server-side home for messages, keyed by context: (session, view).
 ///
 /// Implementations keep each context's messages ordered by
@@ -99,6 +143,29 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes and returns a context's messages, oldest first, atomically.
     async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>>;
+
+    /// Takes a context's messages for delivery, like [`take`](MessageStore::take), and
+    /// may keep them in reserve under a [`Lease`] until [`settle`](MessageStore::settle):
+    /// a store shared by processes (Redis) does, so that messages taken by a process that
+    /// dies before its response is committed, or whose answer a crashing server never
+    /// sent, come back once the lease is up instead of being lost. Until then other takes
+    /// do not see them. The default takes and gives no lease (a store inside the process
+    /// dies with the process anyway). A store that wraps another should forward this and
+    /// [`settle`](MessageStore::settle), or the inner store's leases are lost.
+    async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
+        Ok(Taken {
+            messages: self.take(session, view).await?,
+            lease: None,
+        })
+    }
+
+    /// Drops the reserve of a [`take_leased`](MessageStore::take_leased): its messages
+    /// were shown, or put back with [`add_all`](MessageStore::add_all). Settling a lease
+    /// that is already settled or up does nothing. The default does nothing.
+    async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
+        let _ = (session, view, lease);
+        Ok(())
+    }
 
     /// Returns a context's messages without removing them.
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>>;

@@ -5,15 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use messages_core::{Message, MessageStore, Result, SessionKey, ViewId};
+use messages_core::{Lease, Message, MessageStore, Result, SessionKey, Taken, ViewId};
 
 /// How many times each [`MessageStore`] method was called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
     /// [`MessageStore::add_all`] (and `add`, which calls it).
     pub add_all: usize,
-    /// [`MessageStore::take`].
+    /// [`MessageStore::take`] and [`MessageStore::take_leased`].
     pub take: usize,
+    /// [`MessageStore::settle`].
+    pub settle: usize,
     /// [`MessageStore::peek`].
     pub peek: usize,
     /// [`MessageStore::count`].
@@ -31,6 +33,7 @@ impl CallCounts {
     pub fn total(&self) -> usize {
         self.add_all
             + self.take
+            + self.settle
             + self.peek
             + self.count
             + self.discard
@@ -45,6 +48,7 @@ impl fmt::Display for CallCounts {
         let all = [
             ("add_all", self.add_all),
             ("take", self.take),
+            ("settle", self.settle),
             ("peek", self.peek),
             ("count", self.count),
             ("discard", self.discard),
@@ -68,6 +72,7 @@ impl fmt::Display for CallCounts {
 struct Counters {
     add_all: AtomicUsize,
     take: AtomicUsize,
+    settle: AtomicUsize,
     peek: AtomicUsize,
     count: AtomicUsize,
     discard: AtomicUsize,
@@ -76,10 +81,11 @@ struct Counters {
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicUsize; 7] {
+    fn all(&self) -> [&AtomicUsize; 8] {
         [
             &self.add_all,
             &self.take,
+            &self.settle,
             &self.peek,
             &self.count,
             &self.discard,
@@ -132,6 +138,7 @@ impl CountingStore {
         let [
             add_all,
             take,
+            settle,
             peek,
             count,
             discard,
@@ -141,6 +148,7 @@ impl CountingStore {
         CallCounts {
             add_all,
             take,
+            settle,
             peek,
             count,
             discard,
@@ -170,6 +178,14 @@ impl MessageStore for CountingStore {
     async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
         hit(&self.counters.take);
         self.inner.take(s, v).await
+    }
+    async fn take_leased(&self, s: &SessionKey, v: &ViewId) -> Result<Taken> {
+        hit(&self.counters.take);
+        self.inner.take_leased(s, v).await
+    }
+    async fn settle(&self, s: &SessionKey, v: &ViewId, lease: Lease) -> Result<()> {
+        hit(&self.counters.settle);
+        self.inner.settle(s, v, lease).await
     }
     async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
         hit(&self.counters.peek);

@@ -343,6 +343,24 @@ impl Ledger {
         lost
     }
 
+    /// The adds shown more than once in their context so far, as (context, text), sorted.
+    pub fn duplicated(&self) -> Vec<(String, String)> {
+        let inner = self.inner();
+        let mut times: HashMap<(&str, &str), usize> = HashMap::new();
+        for (reader, text) in &inner.shown {
+            *times.entry((reader.as_str(), text.as_str())).or_default() += 1;
+        }
+        let mut twice: Vec<(String, String)> = times
+            .into_iter()
+            .filter(|&((reader, text), n)| {
+                n > 1 && inner.added.get(text).is_some_and(|(c, _)| c == reader)
+            })
+            .map(|((reader, text), _)| (reader.to_owned(), text.to_owned()))
+            .collect();
+        twice.sort();
+        twice
+    }
+
     /// The counts so far.
     pub fn tally(&self) -> Tally {
         let inner = self.inner();

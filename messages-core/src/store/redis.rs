@@ -11,7 +11,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use async_trait::async_trait;
 
-use crate::{Error, Message, MessageStore, Result, SessionKey, ViewId};
+use crate::{Error, Lease, Message, MessageId, MessageStore, Result, SessionKey, Taken, ViewId};
 
 /// Longest namespace, in bytes.
 const MAX_NAMESPACE_BYTES: usize = 64;
@@ -19,26 +19,77 @@ const MAX_NAMESPACE_BYTES: usize = 64;
 const MAX_TTL_MS: u64 = 1 << 40;
 
 /// Reads and deletes a context in one step, so two concurrent readers never both get a
-/// message. KEYS: the context's sorted set, the session's view index; ARGV: the view id.
+/// message. With a lease token it moves the context to a reserve key
+/// (`<context>;taken:<token>`) instead and records the lease's deadline in the context's
+/// lease set (`<context>;leases`); first it puts back the reserves whose lease is up.
+/// The view stays in the session's index while leases are out, so `PENDING_VIEWS` and
+/// `CLEAR_SESSION` find them. KEYS: the context, the session's view index, the context's
+/// lease set; ARGV: the view id, the lease token (empty: no reserve), the lease in ms,
+/// the per-context cap, the idle TTL in ms. The reserve keys are built here, not
+/// declared, but share the context's hash slot. Uses the server's clock (`TIME`).
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local m = redis.call('ZRANGE', KEYS[1], 0, -1)
-if #m > 0 then redis.call('DEL', KEYS[1]) end
-redis.call('SREM', KEYS[2], ARGV[1])
+        r"redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, token in ipairs(lapsed) do
+  local reserve = KEYS[1] .. ';taken:' .. token
+  local kept = redis.call('ZRANGE', reserve, 0, -1, 'WITHSCORES')
+  for i = 1, #kept, 2 do redis.call('ZADD', KEYS[1], kept[i + 1], kept[i]) end
+  redis.call('DEL', reserve)
+  redis.call('ZREM', KEYS[3], token)
+end
+if #lapsed > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+local m = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #m > 0 then
+  if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    local reserve = KEYS[1] .. ';taken:' .. ARGV[2]
+    redis.call('RENAME', KEYS[1], reserve)
+    redis.call('PEXPIRE', reserve, ARGV[5])
+    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  end
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
 return m",
     )
 });
 
-/// The views of a session that still hold messages; prunes index entries whose sorted
-/// set expired. KEYS: the view index; ARGV: the prefix of the session's context keys.
-/// The context keys are built here, not declared, but share the index's hash slot.
+/// Drops a lease's reserve. KEYS and the first two ARGV as for `TAKE`.
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 0",
+    )
+});
+
+/// The views of a session that still hold messages — stored, or in a reserve whose
+/// lease is up (the next take puts them back); prunes index entries with neither a
+/// context nor a lease left (expired). KEYS: the view index; ARGV: the prefix of the
+/// session's context keys. The context keys are built here, not declared, but share the
+/// index's hash slot.
 static PENDING_VIEWS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local live = {}
+        r"redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = {}
 for _, v in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. v) == 1 then
+  local context = ARGV[1] .. v
+  local leases = context .. ';leases'
+  if redis.call('EXISTS', context) == 1 or redis.call('ZCOUNT', leases, '-inf', now) > 0 then
     table.insert(live, v)
-  else
+  elseif redis.call('EXISTS', leases) == 0 then
     redis.call('SREM', KEYS[1], v)
   end
 end
@@ -46,11 +97,18 @@ return live",
     )
 });
 
-/// Deletes every context of a session and its index (same keys as `PENDING_VIEWS`).
+/// Deletes every context of a session, with its reserves, and its index (same keys as
+/// `PENDING_VIEWS`).
 static CLEAR_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local views = redis.call('SMEMBERS', KEYS[1])
-for _, v in ipairs(views) do redis.call('DEL', ARGV[1] .. v) end
+for _, v in ipairs(views) do
+  local context = ARGV[1] .. v
+  for _, token in ipairs(redis.call('ZRANGE', context .. ';leases', 0, -1)) do
+    redis.call('DEL', context .. ';taken:' .. token)
+  end
+  redis.call('DEL', context, context .. ';leases')
+end
 redis.call('DEL', KEYS[1])
 return #views",
     )
@@ -79,6 +137,12 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// How long to wait for a server's answer (default 1 s).
     pub response_timeout: Duration,
+    /// How long a request may hold the messages it read before they count as undelivered
+    /// (default 60 s; see [`MessageStore::take_leased`]). Messages read by a process that
+    /// died, or whose answer a crashing server never sent, are shown again by the first
+    /// read of their view after this time. A request still running after it may see
+    /// them shown twice, so it should be well above the longest request.
+    pub read_lease: Duration,
 }
 
 impl Default for RedisOptions {
@@ -89,6 +153,7 @@ impl Default for RedisOptions {
             idle_ttl: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            read_lease: Duration::from_secs(60),
         }
     }
 }
@@ -157,6 +222,16 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 ///   refreshes the [`idle_ttl`](RedisOptions::idle_ttl) of the context and the index.
 /// - A take is one round trip: a Lua script reads and deletes the context atomically, so
 ///   concurrent takes never both return a message.
+/// - A request's read ([`take_leased`](MessageStore::take_leased)) moves the context into
+///   a reserve, `<context>;taken:<token>`, under a lease of
+///   [`read_lease`](RedisOptions::read_lease) recorded in `<context>;leases`; committing
+///   the request drops the reserve ([`settle`](MessageStore::settle), a second round trip,
+///   only for reads that found messages). A reserve never settled — the application
+///   process died mid-request, or the server died after the take but before its answer
+///   arrived — goes back into the context at the first read of the view after the lease
+///   is up: messages are shown at least once, never lost to a crash. The lease deadline
+///   is on the server's clock (`TIME`), so application clocks do not matter; Redis 5 or
+///   later.
 /// - Messages come back ordered by `created_at`, then id (members with equal scores sort
 ///   by their bytes, and the JSON starts with the id's fixed-width hex).
 /// - A stored member that does not decode is skipped with a warning.
@@ -187,6 +262,7 @@ pub struct RedisStore {
     namespace: String,
     per_context: usize,
     ttl_ms: u64,
+    lease_ms: u64,
     time_bound: Duration,
 }
 
@@ -201,6 +277,7 @@ impl fmt::Debug for RedisStore {
             .field("namespace", &self.namespace)
             .field("per_context", &self.per_context)
             .field("idle_ttl_ms", &self.ttl_ms)
+            .field("read_lease_ms", &self.lease_ms)
             .finish_non_exhaustive()
     }
 }
@@ -292,7 +369,9 @@ impl RedisStore {
             )));
         }
         let ttl_ms = u64::try_from(options.idle_ttl.as_millis()).unwrap_or(u64::MAX);
+        let lease_ms = u64::try_from(options.read_lease.as_millis()).unwrap_or(u64::MAX);
         Ok(RedisStore {
+            lease_ms: lease_ms.clamp(1, MAX_TTL_MS),
             connection,
             time_bound: time_bound(&options),
             per_context: options.per_context.max(1),
@@ -309,6 +388,11 @@ impl RedisStore {
     /// The key of a session's view index: `{namespace}:{<session>};views`.
     pub fn views_key(&self, session: &SessionKey) -> String {
         format!("{}:{{{session}}};views", self.namespace)
+    }
+
+    /// The key of a context's lease set: `{namespace}:{<session>}:{view};leases`.
+    fn leases_key(&self, session: &SessionKey, view: &ViewId) -> String {
+        format!("{}:{{{session}}}:{view};leases", self.namespace)
     }
 
     /// The prefix of a session's context keys (the Lua scripts append the view).
@@ -347,6 +431,60 @@ impl RedisStore {
             tracing::warn!(view = %view, skipped, %error, "messages: undecodable members in redis skipped");
         }
         messages
+    }
+
+    /// Runs `TAKE`: with an empty token a plain take, else into a reserve under it.
+    async fn take_with(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        token: &str,
+    ) -> Result<Vec<Message>> {
+        let mut invocation = TAKE.prepare_invoke();
+        invocation
+            .key(self.context_key(session, view))
+            .key(self.views_key(session))
+            .key(self.leases_key(session, view))
+            .arg(view.as_str())
+            .arg(token)
+            .arg(self.lease_ms)
+            .arg(self.per_context)
+            .arg(self.ttl_ms);
+        let members: Vec<Vec<u8>> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        Ok(RedisStore::decode(members, view))
+    }
+
+    /// Runs `SETTLE` once.
+    async fn settle_once(&self, session: &SessionKey, view: &ViewId, lease: &Lease) -> Result<()> {
+        let mut invocation = SETTLE.prepare_invoke();
+        invocation
+            .key(self.context_key(session, view))
+            .key(self.views_key(session))
+            .key(self.leases_key(session, view))
+            .arg(view.as_str())
+            .arg(lease.token());
+        self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// Tries a failed settle again, backing off from 100 ms to 2 s, until the lease would
+    /// be up (counted from now: a late settle finds nothing to drop and does no harm).
+    async fn settle_later(&self, session: &SessionKey, view: &ViewId, lease: &Lease) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.lease_ms);
+        let mut pause = Duration::from_millis(100);
+        let mut tries = 1u32;
+        while tokio::time::Instant::now() + pause < deadline {
+            tokio::time::sleep(pause).await;
+            tries += 1;
+            if self.settle_once(session, view, lease).await.is_ok() {
+                tracing::info!(view = %view, tries, "messages: read lease settled after a retry");
+                return;
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+        tracing::warn!(view = %view, tries, "messages: read lease not settled; its messages will be shown again");
     }
 }
 
@@ -395,15 +533,29 @@ impl MessageStore for RedisStore {
     }
 
     async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
-        let mut invocation = TAKE.prepare_invoke();
-        invocation
-            .key(self.context_key(session, view))
-            .key(self.views_key(session))
-            .arg(view.as_str());
-        let members: Vec<Vec<u8>> = self
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?;
-        Ok(RedisStore::decode(members, view))
+        self.take_with(session, view, "").await
+    }
+
+    /// Takes the context into a reserve under a fresh lease, when it holds messages.
+    async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
+        let token = MessageId::new().to_string();
+        let messages = self.take_with(session, view, &token).await?;
+        let lease = (!messages.is_empty()).then(|| Lease::new(token));
+        Ok(Taken { messages, lease })
+    }
+
+    /// On failure, also tries again in the background (when on a tokio runtime) until
+    /// the lease would be up, so that a short outage does not make the messages come
+    /// back; the error is still returned.
+    async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
+        let result = self.settle_once(session, view, &lease).await;
+        if result.is_err()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (store, session, view) = (self.clone(), session.clone(), view.clone());
+            runtime.spawn(async move { store.settle_later(&session, &view, &lease).await });
+        }
+        result
     }
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
