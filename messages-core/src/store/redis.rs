@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value};
 use async_trait::async_trait;
 
 use crate::{Error, Lease, Message, MessageId, MessageStore, Result, SessionKey, Taken, ViewId};
@@ -433,6 +433,24 @@ impl RedisStore {
         messages
     }
 
+    /// An invocation of `TAKE` or `SETTLE` on a context: its keys, the view and the token.
+    fn on_context<'a>(
+        &self,
+        script: &'a Script,
+        session: &SessionKey,
+        view: &ViewId,
+        token: &str,
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.context_key(session, view))
+            .key(self.views_key(session))
+            .key(self.leases_key(session, view))
+            .arg(view.as_str())
+            .arg(token);
+        invocation
+    }
+
     /// Runs `TAKE`: with an empty token a plain take, else into a reserve under it.
     async fn take_with(
         &self,
@@ -440,13 +458,8 @@ impl RedisStore {
         view: &ViewId,
         token: &str,
     ) -> Result<Vec<Message>> {
-        let mut invocation = TAKE.prepare_invoke();
+        let mut invocation = self.on_context(&TAKE, session, view, token);
         invocation
-            .key(self.context_key(session, view))
-            .key(self.views_key(session))
-            .key(self.leases_key(session, view))
-            .arg(view.as_str())
-            .arg(token)
             .arg(self.lease_ms)
             .arg(self.per_context)
             .arg(self.ttl_ms);
@@ -458,13 +471,7 @@ impl RedisStore {
 
     /// Runs `SETTLE` once.
     async fn settle_once(&self, session: &SessionKey, view: &ViewId, lease: &Lease) -> Result<()> {
-        let mut invocation = SETTLE.prepare_invoke();
-        invocation
-            .key(self.context_key(session, view))
-            .key(self.views_key(session))
-            .key(self.leases_key(session, view))
-            .arg(view.as_str())
-            .arg(lease.token());
+        let invocation = self.on_context(&SETTLE, session, view, lease.token());
         self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
             .await
     }
