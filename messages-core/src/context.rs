@@ -304,6 +304,9 @@ impl State {
 /// At most this many messages cookies of one request are checked.
 const MAX_MESSAGES_COOKIES: usize = 4;
 
+/// A server store and the session to ask it for.
+type ServerPart = (Arc<dyn MessageStore>, SessionKey);
+
 struct RequestInner {
     config: Arc<ConfigInner>,
     state: Mutex<State>,
@@ -742,46 +745,43 @@ impl RequestMessages {
         vs.lease = lease;
     }
 
+    /// What the request itself holds of a view (queued, loaded, in the cookie), and the
+    /// server store holding the rest with the session to ask it for, if any.
+    fn held(&self, view: &ViewId) -> (Vec<Message>, Option<ServerPart>) {
+        let config = &self.inner.config;
+        let mut st = self.state();
+        st.touched = true;
+        let mut found = st
+            .views
+            .get(view)
+            .map(|vs| vs.queued.clone())
+            .unwrap_or_default();
+        if let Some(vs) = st.views.get(view).filter(|vs| vs.is_loaded) {
+            found.extend(vs.loaded.iter().cloned());
+            return (found, None);
+        }
+        let mut server = None;
+        match &config.storage {
+            Storage::Server(store) => server = Some(Arc::clone(store)),
+            Storage::Cookie(cs) => {
+                let p = st.payload(cs, &config.cookies.messages_name);
+                found.extend(p.views.get(view).cloned().unwrap_or_default());
+            }
+            Storage::Fallback(fb) => {
+                let p = st.payload(&fb.cookie, &config.cookies.messages_name);
+                found.extend(p.views.get(view).cloned().unwrap_or_default());
+                if p.is_spilled(view) {
+                    server = Some(Arc::clone(&fb.server));
+                }
+            }
+        }
+        (found, server.zip(st.session.clone()))
+    }
+
     /// A view's messages without taking them (store I/O unless already loaded).
     async fn peek(&self, view: &ViewId) -> Vec<Message> {
-        let config = &self.inner.config;
-        let (session, server, mut found) = {
-            let mut st = self.state();
-            st.touched = true;
-            let queued = st
-                .views
-                .get(view)
-                .map(|vs| vs.queued.clone())
-                .unwrap_or_default();
-            if let Some(vs) = st.views.get(view).filter(|vs| vs.is_loaded) {
-                let mut all = vs.loaded.clone();
-                all.extend(queued);
-                return all;
-            }
-            let mut found = queued;
-            let mut server = None;
-            match &config.storage {
-                Storage::Server(store) => server = Some(Arc::clone(store)),
-                Storage::Cookie(cs) => {
-                    found.extend(
-                        st.payload(cs, &config.cookies.messages_name)
-                            .views
-                            .get(view)
-                            .cloned()
-                            .unwrap_or_default(),
-                    );
-                }
-                Storage::Fallback(fb) => {
-                    let p = st.payload(&fb.cookie, &config.cookies.messages_name);
-                    found.extend(p.views.get(view).cloned().unwrap_or_default());
-                    if p.is_spilled(view) {
-                        server = Some(Arc::clone(&fb.server));
-                    }
-                }
-            }
-            (st.session.clone(), server, found)
-        };
-        if let (Some(server), Some(session)) = (server, session) {
+        let (mut found, server) = self.held(view);
+        if let Some((server, session)) = server {
             match server.peek(&session, view).await {
                 Ok(more) => found.extend(more),
                 Err(e) => log_store_error("peek", &e),
@@ -789,6 +789,20 @@ impl RequestMessages {
         }
         found.sort_by_key(Message::order_key);
         found
+    }
+
+    /// How many messages a view holds (store I/O unless already loaded, without fetching
+    /// the stored messages).
+    async fn count(&self, view: &ViewId) -> usize {
+        let (found, server) = self.held(view);
+        let mut stored = 0;
+        if let Some((server, session)) = server {
+            match server.count(&session, view).await {
+                Ok(n) => stored = n,
+                Err(e) => log_store_error("count", &e),
+            }
+        }
+        found.len() + stored
     }
 }
 
@@ -870,7 +884,7 @@ impl Context {
 
     /// How many messages [`messages`](Context::messages) would return now.
     pub async fn count(&self) -> usize {
-        self.peek().await.len()
+        self.request.count(&self.view).await
     }
 
     /// Drops this view's messages unread, stored and queued.

@@ -137,6 +137,25 @@ async fn loading_is_not_consuming() {
 }
 
 #[tokio::test]
+async fn count_asks_the_store_for_a_number_not_the_messages() {
+    let (store, config) = counting();
+    let mut b = Browser::new();
+    b.add(&config, &SETTINGS, &["one", "two"]).await;
+    store.reset();
+    let req = b.begin(&config);
+    req.context(&SETTINGS).add_message(Message::info("queued"));
+    assert_eq!(req.context(&SETTINGS).count().await, 3);
+    assert_eq!(store.counts().to_string(), "count 1");
+    // Once loaded, the request knows: no store call.
+    assert_eq!(req.context(&SETTINGS).messages().await.len(), 3);
+    store.reset();
+    assert_eq!(req.context(&SETTINGS).count().await, 3);
+    assert_eq!(store.calls(), 0);
+    b.finish(&req, true).await;
+    assert_eq!(b.read(&config, &SETTINGS).await, ["one", "two", "queued"]);
+}
+
+#[tokio::test]
 async fn a_failed_response_loses_nothing() {
     let config = MessagesConfig::new(MemoryStore::new());
     let mut b = Browser::new();
