@@ -26,23 +26,36 @@ const MAX_TTL_MS: u64 = 1 << 40;
 /// `CLEAR_SESSION` find them. KEYS: the context, the session's view index, the context's
 /// lease set; ARGV: the view id, the lease token (empty: no reserve), the lease in ms,
 /// the per-context cap, the idle TTL in ms. The reserve keys are built here, not
-/// declared, but share the context's hash slot. Uses the server's clock (`TIME`).
+/// declared, but share the context's hash slot. Reads the server's clock (`TIME`) only
+/// when leases are out or one is made, so a plain take of a context without leases costs
+/// what it did before leases: `EXISTS`, `ZRANGE`, `DEL`, `SREM`.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-for _, token in ipairs(lapsed) do
-  local reserve = KEYS[1] .. ';taken:' .. token
-  local kept = redis.call('ZRANGE', reserve, 0, -1, 'WITHSCORES')
-  for i = 1, #kept, 2 do redis.call('ZADD', KEYS[1], kept[i + 1], kept[i]) end
-  redis.call('DEL', reserve)
-  redis.call('ZREM', KEYS[3], token)
+        r"local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
 end
-if #lapsed > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local leased = redis.call('EXISTS', KEYS[3]) == 1
+if leased then
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', clock())
+  for _, token in ipairs(lapsed) do
+    local reserve = KEYS[1] .. ';taken:' .. token
+    local kept = redis.call('ZRANGE', reserve, 0, -1, 'WITHSCORES')
+    for i = 1, #kept, 2 do redis.call('ZADD', KEYS[1], kept[i + 1], kept[i]) end
+    redis.call('DEL', reserve)
+    redis.call('ZREM', KEYS[3], token)
+  end
+  if #lapsed > 0 then
+    leased = redis.call('EXISTS', KEYS[3]) == 1
+    if redis.call('EXISTS', KEYS[1]) == 1 then
+      redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
+      redis.call('PEXPIRE', KEYS[1], ARGV[5])
+    end
+  end
 end
 local m = redis.call('ZRANGE', KEYS[1], 0, -1)
 if #m > 0 then
@@ -52,11 +65,12 @@ if #m > 0 then
     local reserve = KEYS[1] .. ';taken:' .. ARGV[2]
     redis.call('RENAME', KEYS[1], reserve)
     redis.call('PEXPIRE', reserve, ARGV[5])
-    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+    redis.call('ZADD', KEYS[3], clock() + tonumber(ARGV[3]), ARGV[2])
     redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    leased = true
   end
 end
-if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+if not leased then redis.call('SREM', KEYS[2], ARGV[1]) end
 return m",
     )
 });
@@ -80,8 +94,7 @@ return 0",
 /// index's hash slot.
 static PENDING_VIEWS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"redis.replicate_commands()
-local t = redis.call('TIME')
+        r"local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = {}
 for _, v in ipairs(redis.call('SMEMBERS', KEYS[1])) do
