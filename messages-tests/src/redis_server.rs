@@ -191,6 +191,16 @@ impl RedisServer {
             .is_ok_and(|info| info.contains(&format!("process_id:{pid}\r\n")))
     }
 
+    /// A section of `INFO` (`replication`, `server`, ...), or `None` if the server does
+    /// not answer.
+    pub fn info(&self, section: &str) -> Option<String> {
+        let client = redis_client::Client::open(self.url()).ok()?;
+        let mut con = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        redis_client::cmd("INFO").arg(section).query(&mut con).ok()
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -267,7 +277,7 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 3-node Redis Cluster (three primaries, no replicas) on loopback.
+/// A Redis Cluster on loopback: three primaries, and optionally a replica of each.
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
@@ -278,10 +288,19 @@ impl RedisCluster {
     /// and waits for `cluster_state:ok` on every node; `None` (locally) without
     /// `redis-server`.
     pub fn start() -> Option<RedisCluster> {
+        RedisCluster::start_with(0, Duration::from_secs(5))
+    }
+
+    /// Three primaries with `replicas` replicas each, and the given
+    /// `cluster-node-timeout` (after which a silent primary is failed over to its
+    /// replica). Waits until the cluster is ok and every replica is in sync. `None`
+    /// (locally) without `redis-server`.
+    pub fn start_with(replicas: usize, node_timeout: Duration) -> Option<RedisCluster> {
         if !redis_installed() {
             return None;
         }
-        let nodes: Vec<RedisServer> = (0..3)
+        let timeout_ms = node_timeout.as_millis().to_string();
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(|ports| {
                     [
@@ -290,7 +309,7 @@ impl RedisCluster {
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
-                        "5000",
+                        &timeout_ms,
                         "--cluster-port",
                     ]
                     .iter()
@@ -308,7 +327,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("run redis-cli --cluster create");
@@ -320,7 +339,30 @@ impl RedisCluster {
         );
         let cluster = RedisCluster { nodes };
         cluster.wait_until_ok();
+        cluster.wait_until_replicas_in_sync();
         Some(cluster)
+    }
+
+    /// Waits until every replica's link to its primary is up and the initial sync done.
+    fn wait_until_replicas_in_sync(&self) {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            let synced = self.nodes.iter().all(|n| {
+                n.info("replication").is_some_and(|info| {
+                    info.contains("role:master")
+                        || (info.contains("master_link_status:up")
+                            && info.contains("master_sync_in_progress:0"))
+                })
+            });
+            if synced {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas not in sync within {CLUSTER_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_until_ok(&self) {
@@ -357,5 +399,10 @@ impl RedisCluster {
     /// The nodes.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// The nodes, to kill or stop one.
+    pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
     }
 }
