@@ -14,16 +14,8 @@ use std::process::ExitCode;
 use messages_bench::BenchError;
 use messages_bench::apps::{App, Row};
 use messages_bench::client::{self, Cell, Workload};
-use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS};
+use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_tests::redis_server::RedisServer;
-
-fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BenchError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(name)
-        .enable_all()
-        .build()?)
-}
 
 fn run() -> Result<(), BenchError> {
     let row = match std::env::args().nth(1).as_deref() {

@@ -79,6 +79,19 @@ fn threads(task_dir: &Path) -> Option<Vec<(String, u64)>> {
     Some(out)
 }
 
+/// A two-thread tokio runtime whose threads are named `name` ([`SERVER_THREADS`] or
+/// [`CLIENT_THREADS`]), so their CPU time is counted on the right side.
+///
+/// # Errors
+/// The runtime's I/O driver could not be set up.
+pub fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use messages_bench::BenchError;
 use messages_bench::apps::{App, Row};
 use messages_bench::client::{self, Cell, Sample, Workload};
-use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS};
+use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_bench::report::{Line, Machine, Report, add_ratios, load_average};
 use messages_tests::redis_server::RedisServer;
 
@@ -65,14 +65,6 @@ fn json_path() -> PathBuf {
             PathBuf::from,
         )
         .join("messages-bench/load.json")
-}
-
-fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BenchError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(name)
-        .enable_all()
-        .build()?)
 }
 
 /// Runs everything; `Ok(false)` if some response broke the contract.
