@@ -38,6 +38,22 @@ impl Level {
     /// An action failed.
     pub const ERROR: Level = Level(40);
 
+    /// The standard levels, lowest first.
+    ///
+    /// ```
+    /// use messages_core::Level;
+    ///
+    /// let tags: Vec<&str> = Level::STANDARD.iter().map(|l| l.tag()).collect();
+    /// assert_eq!(tags, ["debug", "info", "success", "warning", "error"]);
+    /// ```
+    pub const STANDARD: [Level; 5] = [
+        Level::DEBUG,
+        Level::INFO,
+        Level::SUCCESS,
+        Level::WARNING,
+        Level::ERROR,
+    ];
+
     /// A level with its own number; the standard numbers give the standard levels.
     pub const fn custom(value: u8) -> Level {
         Level(value)
@@ -63,14 +79,7 @@ impl Level {
 
     /// The standard level for a tag string, if there is one.
     pub fn from_tag(tag: &str) -> Option<Level> {
-        match tag {
-            "debug" => Some(Level::DEBUG),
-            "info" => Some(Level::INFO),
-            "success" => Some(Level::SUCCESS),
-            "warning" => Some(Level::WARNING),
-            "error" => Some(Level::ERROR),
-            _ => None,
-        }
+        Level::STANDARD.into_iter().find(|l| l.tag() == tag)
     }
 
     const fn is_standard(self) -> bool {
@@ -168,13 +177,7 @@ mod tests {
 
     #[test]
     fn standard_order_and_tags() {
-        let all = [
-            Level::DEBUG,
-            Level::INFO,
-            Level::SUCCESS,
-            Level::WARNING,
-            Level::ERROR,
-        ];
+        let all = Level::STANDARD;
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         let tags: Vec<_> = all.iter().map(|l| l.tag()).collect();
         assert_eq!(tags, ["debug", "info", "success", "warning", "error"]);

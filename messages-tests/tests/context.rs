@@ -25,13 +25,7 @@ fn counting() -> (CountingStore, MessagesConfig) {
 #[tokio::test]
 async fn post_redirect_get_shows_each_level_once() {
     let config = MessagesConfig::new(MemoryStore::new()).min_level(Level::DEBUG);
-    for level in [
-        Level::DEBUG,
-        Level::INFO,
-        Level::SUCCESS,
-        Level::WARNING,
-        Level::ERROR,
-    ] {
+    for level in Level::STANDARD {
         let mut b = Browser::new();
         let req = b.begin(&config);
         req.context(&SETTINGS)
