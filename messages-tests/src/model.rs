@@ -53,6 +53,18 @@ pub enum Op {
     Nothing { browser: usize },
 }
 
+/// The proptest settings of the property tests: `cases` cases, the XorShift generator
+/// (the default ChaCha costs a third of the time in debug builds), and no regression
+/// files written into the source tree (a failure prints its minimal case).
+pub fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    }
+}
+
 /// Operations over `browsers` browsers, at most `max_len` of them.
 pub fn ops(browsers: usize, max_len: usize) -> impl Strategy<Value = Vec<Op>> {
     let b = 0..browsers;

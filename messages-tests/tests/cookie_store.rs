@@ -737,13 +737,7 @@ fn request_strategy() -> impl Strategy<Value = (Vec<Add>, Vec<usize>)> {
 }
 
 proptest! {
-    // XorShift: ChaCha took a third of the time in debug builds.
-    #![proptest_config(ProptestConfig {
-        cases: 2000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(messages_tests::model::config(2000))]
 
     /// No messages cookie the store emits exceeds the budget; every one carries the
     /// attributes; what is shown belongs to its view, in order, once.
@@ -947,13 +941,7 @@ async fn reading_twice_in_one_request_returns_the_same_messages() {
 #[tokio::test]
 async fn post_redirect_get_each_level_shown_once() {
     let config = config().min_level(Level::DEBUG);
-    for level in [
-        Level::DEBUG,
-        Level::INFO,
-        Level::SUCCESS,
-        Level::WARNING,
-        Level::ERROR,
-    ] {
+    for level in Level::STANDARD {
         let mut jar = Browser::new();
         let req = jar.begin(&config);
         req.context(&SETTINGS)

@@ -421,12 +421,7 @@ fn add_strategy() -> impl Strategy<Value = Add> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 2000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(messages_tests::model::config(2000))]
 
     /// Whatever is added is shown exactly once, on its view, in order, and no cookie
     /// exceeds the budget on the way, whatever spills.

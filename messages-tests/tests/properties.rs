@@ -20,12 +20,7 @@ fn cookie_store() -> CookieStore {
 }
 
 proptest! {
-    // XorShift: the default ChaCha generator costs a third of the time in debug builds.
-    #![proptest_config(ProptestConfig {
-        cases: CASES,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(messages_tests::model::config(CASES))]
 
     #[test]
     fn memory_store_follows_the_model(ops in ops(BROWSERS, 40)) {

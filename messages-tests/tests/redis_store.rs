@@ -14,7 +14,7 @@ use messages_core::{
 };
 use messages_tests::redis_server::{RedisCluster, RedisServer};
 use messages_tests::{CountingStore, conformance, model};
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 const TTL: Duration = Duration::from_millis(200);
 const MODEL_CASES: u32 = 200;
@@ -41,7 +41,7 @@ async fn cluster_store(cluster: &RedisCluster, options: RedisOptions) -> RedisSt
 /// Runs the model's random request sequences against `config`, on the current runtime.
 fn follows_the_model(config: &MessagesConfig, cap: usize) {
     let handle = tokio::runtime::Handle::current();
-    let mut runner = TestRunner::new(Config::with_cases(MODEL_CASES));
+    let mut runner = TestRunner::new(model::config(MODEL_CASES));
     let result = tokio::task::block_in_place(|| {
         runner.run(&model::ops(BROWSERS, 30), |ops| {
             handle.block_on(model::check(config, &ops, BROWSERS, cap))
