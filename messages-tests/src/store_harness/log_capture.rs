@@ -1,7 +1,7 @@
 //! The `tracing` events of a test, captured.
 
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::fmt::MakeWriter;
@@ -52,6 +52,16 @@ impl<'a> MakeWriter<'a> for Buffer {
 impl LogCapture {
     /// Starts capturing on this thread.
     pub fn start() -> LogCapture {
+        // `tracing` caches per call site whether anyone listens. While a single
+        // dispatcher exists, that answer comes from the thread that reaches the call
+        // site first: a parallel test thread without a capture would make it "never"
+        // for the whole process. A do-nothing global dispatcher keeps the answer the
+        // union of all of them.
+        static GLOBAL: Once = Once::new();
+        GLOBAL.call_once(|| {
+            // Someone else's global default does the same job.
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(buffer.clone())
