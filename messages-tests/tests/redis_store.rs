@@ -216,7 +216,7 @@ async fn keys_are_laid_out_as_documented() {
     for key in [store.context_key(&s, &view), store.views_key(&s)] {
         let ttl: i64 = con.pttl(&key).await.unwrap();
         assert!(
-            (59_000..=60_000).contains(&ttl),
+            (50_000..=60_000).contains(&ttl),
             "{key}: idle TTL set, {ttl} ms"
         );
     }
