@@ -38,7 +38,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// The driver binary (`CHROMEDRIVER` overrides it).
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long chromedriver may take to say which port it listens on.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often [`eventually`] looks again.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Flags for Chromium in this sandbox: headless, no sandbox, no traffic beyond loopback.
@@ -56,7 +56,7 @@ const CHROMIUM_FLAGS: [&str; 9] = [
 /// The size of the page in every window (and of its screenshots), in CSS pixels.
 const VIEWPORT: (u32, u32) = (900, 600);
 /// Page loads and scripts that take longer than this fail the command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong while driving the browser.
 #[derive(Debug, thiserror::Error)]
@@ -212,10 +212,17 @@ impl Chromedriver {
         );
         // Leave an alert() open, so that a test sees it instead of a silent dismissal.
         capabilities.insert("unhandledPromptBehavior".into(), json!("ignore"));
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await?;
+        // A cold Chromium on a busy machine can fail to start once (chromedriver then
+        // reports that it could not reach DevTools); a second try settles it.
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let client = match builder.connect(&self.url).await {
+            Ok(client) => client,
+            Err(first) => {
+                eprintln!("chromium session refused ({first}); trying once more");
+                builder.connect(&self.url).await?
+            }
+        };
         client
             .update_timeouts(TimeoutConfiguration::new(
                 Some(COMMAND_TIMEOUT),
