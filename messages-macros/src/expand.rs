@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
+use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Ident, Path};
 
 use crate::attr::{Args, HandlerPath};
@@ -32,13 +32,50 @@ pub(crate) fn with_messages(args: TokenStream, item: &TokenStream) -> TokenStrea
 
 /// `view_of!(path)`: the `&'static View` of a `#[with_messages]` free function.
 pub(crate) fn view_of(input: TokenStream) -> TokenStream {
-    syn::parse2::<HandlerPath>(input)
+    let one_path = |input: ParseStream<'_>| {
+        let path: HandlerPath = input.parse()?;
+        if !input.is_empty() {
+            return Err(input
+                .error("`view_of!` takes one handler path, like `view_of!(handlers::settings)`"));
+        }
+        Ok(path)
+    };
+    one_path
+        .parse2(input)
         .map_or_else(syn::Error::into_compile_error, |p| handler_view(&p.0))
 }
 
-/// The view declared by the handler at `path`, checked by the compiler.
+/// The view declared by the handler at `path`, checked by the compiler: the hidden
+/// constant beside the handler, found by rewriting the path's last segment.
 fn handler_view(path: &Path) -> TokenStream {
-    quote_spanned!(path.span()=> <#path as ::messages_core::__private::ViewHandler>::VIEW)
+    let mut path = path.clone();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = marker_ident(&last.ident);
+    }
+    quote!(#path)
+}
+
+/// The hidden constant beside a handler `name` that holds its `&'static View`: a name of
+/// the value namespace that no user item takes, so the handler compiles beside a module,
+/// a type or an import of its own name. It resolves like the user's own tokens, so
+/// `view_of!` finds it by path wherever the handler itself is visible; for a path to
+/// anything else, rustc's "cannot find value `__with_messages_handler_x_...`" says what
+/// is wrong. The suffix (a hash of the name) keeps two handlers' markers far apart, so
+/// rustc never offers another handler's marker as a "similarly named constant".
+fn marker_ident(name: &Ident) -> Ident {
+    let unraw = name.unraw().to_string();
+    let hash = fnv1a(unraw.as_bytes());
+    Ident::new(
+        &format!("__with_messages_handler_{unraw}_{hash:016x}"),
+        name.span(),
+    )
+}
+
+/// 64-bit FNV-1a: stable across compilers and platforms, unlike `DefaultHasher`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The `View` value of a handler that declares its own view (no `view = handler`).
@@ -53,8 +90,12 @@ fn new_view(name: &Ident, args: &Args) -> TokenStream {
     quote_spanned!(span=> ::messages_core::View::new(#id, #name, ::core::file!(), ::core::line!()))
 }
 
-/// A free function: a marker type of the same name (type namespace) carrying the view, the
-/// registration, and the function with a hidden extractor and `self` as the context.
+/// A function without a receiver (free, or associated in an `impl`): a hidden constant
+/// beside it holding the view (and registering it), and the function with a hidden
+/// extractor and `self` as the context.
+///
+/// The body does not name the constant (a bare name would not resolve in an `impl`):
+/// it builds the same `View` value itself, or names the shared handler's constant.
 fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
     let name = handler.sig.ident.clone();
     let span = name.span();
@@ -64,32 +105,30 @@ fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
         .iter()
         .filter(|a| a.path().is_ident("cfg"))
         .collect();
-    let (view, registration) = if let Some(path) = args.shared() {
-        (handler_view(path), None)
+    let (declared, used) = if let Some(path) = args.shared() {
+        let view = handler_view(path);
+        (view.clone(), view)
     } else {
         let view = new_view(&name, args);
-        let registration = quote_spanned! {span=>
-            #(#cfgs)*
+        let declared = quote_spanned! {span=> {
+            static VIEW: ::messages_core::View = #view;
             ::messages_core::__private::inventory::submit! {
-                ::messages_core::__private::ViewRegistration(
-                    <#name as ::messages_core::__private::ViewHandler>::VIEW
-                )
+                ::messages_core::__private::ViewRegistration(&VIEW)
             }
-        };
-        (quote!(&#view), Some(registration))
+            &VIEW
+        }};
+        let used = quote_spanned! {span=> {
+            static VIEW: ::messages_core::View = #view;
+            &VIEW
+        }};
+        (declared, used)
     };
+    let marker = marker_ident(&name);
     let marker = quote_spanned! {span=>
         #(#cfgs)*
         #[doc(hidden)]
-        #[allow(non_camel_case_types, dead_code, unreachable_pub)]
-        #vis struct #name {}
-
-        #(#cfgs)*
-        impl ::messages_core::__private::ViewHandler for #name {
-            const VIEW: &'static ::messages_core::View = #view;
-        }
-
-        #registration
+        #[allow(non_upper_case_globals, dead_code, unreachable_pub)]
+        #vis const #marker: &::messages_core::View = #declared;
     };
 
     let param = Ident::new("__messages", Span::mixed_site());
@@ -99,10 +138,7 @@ fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
     );
     let context = rewrite::context_ident(span);
     let prologue = quote_spanned! {span=>
-        let #context = ::messages_core::__private::IntoContext::into_context(
-            #param,
-            <#name as ::messages_core::__private::ViewHandler>::VIEW,
-        );
+        let #context = ::messages_core::__private::IntoContext::into_context(#param, #used);
     };
     let function = function(handler, &prologue, true);
     quote!(#marker #function)

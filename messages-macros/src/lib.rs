@@ -49,9 +49,20 @@ use proc_macro::TokenStream;
 ///
 /// The function gets a hidden first parameter, the `messages_core::axum::Messages`
 /// extractor (feature `axum`), so the messages layer must be installed on the router; it
-/// may come before a body extractor. Beside the function, a hidden type of the same name
-/// carries the view, which is how `view_of!` and `view = handler` find it (checked by the
-/// compiler).
+/// may come before a body extractor.
+///
+/// # How `view_of!` finds a handler's view
+///
+/// Beside the function, a hidden constant holds its view. Its name is derived from the
+/// handler's (`__with_messages_handler_<name>_<hash>`), so the handler compiles beside a
+/// module, a type or an import of its own name. `view_of!(path::to::handler)` and
+/// `view = path::to::handler` rewrite the path's last segment to that name, so **a path
+/// finds the view wherever it finds the handler**: in the same module, through
+/// `crate::`/`super::`/module paths, after a glob import (`use handlers::*;`), from
+/// another crate (the constant has the handler's visibility). A `use` of the handler
+/// alone (`use handlers::settings;`) brings the function, not its view: write
+/// `view_of!(handlers::settings)`. A path to anything else is rustc's "cannot find value
+/// `__with_messages_handler_...`" at that path.
 ///
 /// `self` is rewritten wherever the handler's body uses it as a value — in closures,
 /// async blocks and macro arguments too (`format!("{}", self.count().await)`). It is left
@@ -89,8 +100,32 @@ use proc_macro::TokenStream;
 /// A method's view is registered from inside its body, and `view_of!` cannot name it.
 /// Its default id is `module::path::method_name`: when two types in one module have
 /// methods of the same name, give them `view = "..."` ids (`messages_core::check_views()`
-/// reports such collisions). An associated function *without* a receiver is not
-/// supported (nothing can be declared beside it inside an `impl`): use a free function.
+/// reports such collisions).
+///
+/// An associated function *without* a receiver is a handler like a free function (`self`
+/// is the context), named `view_of!(Type::function)` or `view = Self::function`. It
+/// cannot be in a *trait* impl (the hidden constant is not a member of the trait).
+///
+/// # With other attribute macros
+///
+/// Put `#[with_messages]` above `#[axum::debug_handler]`, so that it expands first and
+/// debug_handler checks the function axum will call. The other way round, debug_handler
+/// checks the function as written (no extractor, `self` not yet replaced), and its checks
+/// fail with rustc errors `#[with_messages]` cannot intercept. `#[tracing::instrument]`
+/// works in either order; above `#[with_messages]` its span records only the handler's
+/// own arguments (below, the hidden extractor too).
+///
+/// ```
+/// use messages_core::prelude::*;
+///
+/// #[tracing::instrument]
+/// #[with_messages]
+/// #[axum::debug_handler]
+/// async fn save(body: String) -> String {
+///     self.add_message(Message::success("Saved."));
+///     body
+/// }
+/// ```
 ///
 /// # Arguments
 ///
@@ -104,7 +139,8 @@ use proc_macro::TokenStream;
 /// still emitted. Refused: a function that is not `async`, a `const fn`, anything that is
 /// not a function with a body, unknown, duplicate or malformed arguments, an invalid id, a
 /// `view = ...` path that is not a `#[with_messages]` handler, a method without (or with
-/// two) messages parameters.
+/// two) messages parameters. (Wrong stacking under `#[axum::debug_handler]`, above, is
+/// the exception: those errors come from debug_handler's own expansion.)
 ///
 /// ```compile_fail
 /// use messages_core::prelude::*;
@@ -139,7 +175,9 @@ pub fn with_messages(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # Ok(()) }
 /// ```
 ///
-/// A path to anything else does not compile; it works in `const` items too.
+/// It works in `const` items too. The path finds the view wherever it finds the handler,
+/// except through a `use` of the handler alone (see [`with_messages`](macro@with_messages),
+/// "How `view_of!` finds a handler's view"); a path to anything else does not compile.
 #[proc_macro]
 pub fn view_of(input: TokenStream) -> TokenStream {
     expand::view_of(input.into()).into()

@@ -1,5 +1,8 @@
 // Free handler functions: every argument form, visibilities, other attributes, generic
-// functions, and all of them as axum handlers on one router.
+// functions, and all of them as axum handlers on one router; then each one runs.
+#[path = "../support/mod.rs"]
+mod support;
+
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,7 +24,9 @@ async fn show_settings() -> String {
 
 // A stable id that survives refactors.
 #[with_messages(view = "dashboard.v1")]
-pub(crate) async fn dashboard() {}
+pub(crate) async fn dashboard() {
+    self.add_message(Message::warning("from the dashboard"));
+}
 
 mod nested {
     use messages_core::prelude::*;
@@ -33,7 +38,9 @@ mod nested {
     }
 
     #[with_messages(view = super::nested::dashboard_json)]
-    pub(super) async fn dashboard_again() {}
+    pub(super) async fn dashboard_again() -> String {
+        self.messages().await.iter().map(|m| m.text().to_owned()).collect()
+    }
 }
 
 // Other attributes stay on the function; `cfg` applies to the generated items too.
@@ -57,7 +64,8 @@ async fn r#async() -> String {
     self.view().to_string()
 }
 
-fn main() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let _app: Router = Router::new()
         .route("/settings", get(show_settings).post(settings))
         .route("/dashboard", get(dashboard))
@@ -69,7 +77,7 @@ fn main() {
     assert_eq!(view_of!(settings).id().as_str(), format!("{here}::settings"));
     assert_eq!(view_of!(settings).name(), "settings");
     assert_eq!(view_of!(settings).file(), file!());
-    assert_eq!(view_of!(settings).line(), 10);
+    assert_eq!(view_of!(settings).line(), 13);
     assert_eq!(view_of!(show_settings), view_of!(settings));
     assert_eq!(view_of!(dashboard).id().as_str(), "dashboard.v1");
     assert_eq!(view_of!(nested::dashboard_again), view_of!(dashboard));
@@ -81,4 +89,22 @@ fn main() {
     let expected = ["dashboard.v1".to_owned(), format!("{here}::async"), format!("{here}::generic"), format!("{here}::settings")];
     assert_eq!(ids, expected);
     assert!(messages_core::check_views().is_ok());
+
+    // They run: what one handler adds, the handlers sharing its view read, once.
+    let mut browser = support::Browser::new();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-one", "1".parse().unwrap());
+    let empty = browser.request(|m| settings(m, headers, "abc".to_owned())).await;
+    assert_eq!(empty, "");
+    assert_eq!(browser.request(nested::dashboard_json).await, "0", "another view");
+    assert_eq!(browser.request(show_settings).await, "3 bytes, 1 headers");
+    assert_eq!(browser.request(show_settings).await, "", "shown once");
+
+    browser.request(dashboard).await;
+    assert_eq!(browser.request(nested::dashboard_json).await, "1");
+    assert_eq!(browser.request(nested::dashboard_again).await, "from the dashboard");
+    assert_eq!(browser.request(nested::dashboard_json).await, "0");
+
+    assert_eq!(browser.request(generic::<u8>).await, "0");
+    assert_eq!(browser.request(r#async).await, format!("{here}::async"));
 }

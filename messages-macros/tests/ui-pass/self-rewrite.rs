@@ -1,5 +1,10 @@
 // What `self` means inside a free handler: the view's `Context` in expressions, closures,
-// async blocks and macro invocations; not in paths, `Self`, or nested items.
+// async blocks and macro invocations; not in paths, `Self`, or nested items. Then it runs.
+// The `impl` inside the handler is deliberate: nested items keep their own `self`.
+#![allow(non_local_definitions)]
+#[path = "../support/mod.rs"]
+mod support;
+
 use messages_core::prelude::*;
 
 fn helper() -> Message {
@@ -45,6 +50,17 @@ async fn rewritten(__messages: u8) -> Vec<String> {
     texts
 }
 
-fn main() {
-    let _ = rewritten;
+#[with_messages(view = rewritten)]
+async fn read() -> Vec<String> {
+    self.messages().await.iter().map(|m| m.text().to_owned()).collect()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut browser = support::Browser::new();
+    let texts = browser.request(|m| rewritten(m, 7)).await;
+    let here = module_path!();
+    assert_eq!(texts, [format!("2 {here}::rewritten"), "2 2".to_owned()]);
+    assert_eq!(browser.request(read).await, ["from self::helper", "from a closure", "7"]);
+    assert!(browser.request(read).await.is_empty());
 }
