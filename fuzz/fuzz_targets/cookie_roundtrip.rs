@@ -1,5 +1,5 @@
 //! Arbitrary messages go into a signed messages cookie (cookie storage, a fixed session
-//! and signing key, an arbitrary budget); the cookie comes back mutated by the fuzzer.
+//! and signing key, an arbitrary budget in the accepted range); the cookie comes back mutated by the fuzzer.
 //!
 //! Checked: the unmutated cookie delivers the newest messages that fit, unchanged and in
 //! order; the mutated one delivers exactly those too, or nothing — never a part, never
@@ -9,7 +9,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use messages_core::{Level, Message, MessagesConfig, ViewId};
+use messages_core::{CookieStore, Level, Message, MessagesConfig, ViewId};
 use messages_fuzz::{
     Jar, MESSAGES_COOKIE, OTHER_SESSION, SESSION, SESSION_COOKIE, commit_checked, cookie_store,
     runtime,
@@ -150,8 +150,18 @@ async fn read_all(config: &MessagesConfig, header: &str, budget: usize) -> Vec<V
 }
 
 async fn roundtrip(input: &Input) {
+    // Any budget the store accepts; the ones it refuses are refused as a config error.
+    let asked = usize::from(input.budget);
+    let range = CookieStore::MIN_BUDGET..=CookieStore::MAX_BUDGET;
+    assert_eq!(
+        cookie_store().budget(asked).is_ok(),
+        range.contains(&asked),
+        "budget {asked}"
+    );
+    let in_range = range.start() + asked % (range.end() - range.start() + 1);
     let store = cookie_store()
-        .budget(usize::from(input.budget))
+        .budget(in_range)
+        .expect("a budget in range")
         .compression(input.compression);
     let budget = store.byte_budget();
     let config = MessagesConfig::cookie(store).min_level(Level::custom(0));

@@ -39,6 +39,13 @@ pub fn cookie_store() -> CookieStore {
     CookieStore::new([SIGNING_KEY]).expect("the fuzzing key is long enough")
 }
 
+/// [`cookie_store`] with the [`BUDGET`].
+fn budgeted() -> CookieStore {
+    cookie_store()
+        .budget(BUDGET)
+        .expect("the fuzzing budget is in range")
+}
+
 /// The storages a request can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -58,11 +65,10 @@ impl Storage {
     pub fn config(self) -> MessagesConfig {
         match self {
             Storage::Memory => MessagesConfig::new(MemoryStore::new()),
-            Storage::Cookie => MessagesConfig::cookie(cookie_store().budget(BUDGET)),
-            Storage::Fallback => MessagesConfig::fallback(FallbackStore::new(
-                cookie_store().budget(BUDGET),
-                MemoryStore::new(),
-            )),
+            Storage::Cookie => MessagesConfig::cookie(budgeted()),
+            Storage::Fallback => {
+                MessagesConfig::fallback(FallbackStore::new(budgeted(), MemoryStore::new()))
+            }
         }
     }
 }

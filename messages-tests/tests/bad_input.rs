@@ -26,7 +26,7 @@ const MESSAGES: &str = "messages";
 
 /// The three storages, fresh.
 fn storages() -> [(&'static str, MessagesConfig); 3] {
-    let cookie = || CookieStore::new([KEY]).unwrap().budget(BUDGET);
+    let cookie = || CookieStore::new([KEY]).unwrap().budget(BUDGET).unwrap();
     [
         ("memory", MessagesConfig::new(MemoryStore::new())),
         ("cookie", MessagesConfig::cookie(cookie())),

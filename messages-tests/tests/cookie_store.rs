@@ -77,6 +77,29 @@ fn assert_removal(set_cookie: &[String]) {
     }
 }
 
+/// Asserts that `set_cookie` writes a tombstone for the messages cookie: a valid-shaped,
+/// signed, empty value, with the same attributes and a `Max-Age` of the max age plus a
+/// minute (and a second more when it was signed a millisecond ahead of the clock, to beat
+/// a cookie of this very millisecond); returns its value.
+fn assert_tombstone(set_cookie: &[String]) -> String {
+    let set = set_cookie_for(set_cookie, "messages")
+        .unwrap_or_else(|| panic!("no messages cookie in {set_cookie:?}"));
+    let parsed = cookie::Cookie::parse(set).unwrap();
+    for attr in ["Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(set.contains(attr), "{attr} missing in {set}");
+    }
+    let max_age = parsed.max_age().unwrap().whole_seconds();
+    assert!((3600 + 60..=3600 + 61).contains(&max_age), "{set}");
+    let wire = WireValue::parse(parsed.value()).unwrap_or_else(|| panic!("{set}"));
+    assert_eq!(wire.json().unwrap(), b"{}", "{set}");
+    parsed.value().to_owned()
+}
+
+/// When a messages cookie value was signed (the documented wire format).
+fn signed_at(value: &str) -> u64 {
+    WireValue::parse(value).unwrap().signed_at
+}
+
 /// A request carrying `header` shows no messages on any view, logs exactly one warning
 /// containing `reason`, and its response removes the messages cookie.
 async fn assert_refused(config: &MessagesConfig, header: &str, reason: &str) {
@@ -596,7 +619,8 @@ async fn duplicate_messages_cookies_use_the_newest_valid_one() {
         assert_eq!(shown_texts(&req, &SETTINGS).await, ["new"], "{header}");
         let done = req.commit(true).await;
         assert_eq!(logs.warnings().len(), 1, "{:?}", logs.warnings());
-        assert_removal(&done.set_cookie);
+        // "new" was valid and is now consumed: a tombstone, not a removal.
+        assert_tombstone(&done.set_cookie);
     }
     // Only forged ones: refused as one.
     assert_refused(
@@ -614,6 +638,151 @@ async fn duplicate_messages_cookies_use_the_newest_valid_one() {
     ]);
     assert_eq!(shown_texts(&req, &SETTINGS).await, ["new"]);
     assert_eq!(logs.warnings().len(), 1);
+}
+
+/// Sends the session of `jar` and the messages cookies `values`, in this order; reads
+/// SETTINGS and DASHBOARD and commits. Returns what was shown and the `Set-Cookie` values.
+async fn send(
+    config: &MessagesConfig,
+    jar: &Browser,
+    values: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let mut header = format!(
+        "messages_session={}",
+        jar.cookie("messages_session").unwrap()
+    );
+    for v in values {
+        header.push_str("; messages=");
+        header.push_str(v);
+    }
+    let logs = LogCapture::start();
+    let req = config.begin([header.as_str()]);
+    let mut shown = shown_texts(&req, &SETTINGS).await;
+    shown.extend(shown_texts(&req, &DASHBOARD).await);
+    let done = req.commit(true).await;
+    assert!(logs.warnings().is_empty(), "{:?}", logs.warnings());
+    (shown, done.set_cookie)
+}
+
+#[tokio::test]
+async fn a_stale_copy_beside_the_tombstone_never_brings_a_consumed_message_back() {
+    let config = config();
+    let mut jar = jar_with(&config, &["M"]).await;
+    // A copy of the cookie holding M: kept by the browser at another path or domain, or
+    // saved by the client.
+    let copy = jar.cookie("messages").unwrap().to_owned();
+
+    // M is read and rendered; no sleep, so this may well be the same millisecond.
+    let req = jar.begin(&config);
+    assert_eq!(shown_texts(&req, &SETTINGS).await, ["M"]);
+    let set = jar.finish(&req, true).await.set_cookie;
+    assert_eq!(
+        set.len(),
+        1,
+        "a tombstone stores nothing, no session cookie: {set:?}"
+    );
+    let tombstone = assert_tombstone(&set);
+    assert!(
+        signed_at(&tombstone) > signed_at(&copy),
+        "the tombstone outranks what it replaced, even within one millisecond"
+    );
+
+    // The copy beside the tombstone, in either order: nothing shown, nothing written.
+    for values in [[copy.as_str(), &tombstone], [&tombstone, copy.as_str()]] {
+        let (shown, set) = send(&config, &jar, &values).await;
+        assert!(shown.is_empty(), "{values:?} showed {shown:?}");
+        assert!(set.is_empty(), "{set:?}");
+    }
+    // The browser's own jar (the tombstone) reads nothing and writes nothing either, and
+    // a request that does not touch messages sends nothing.
+    assert!(jar.read(&config, &SETTINGS).await.is_empty());
+    assert_eq!(jar.cookie("messages"), Some(tombstone.as_str()));
+    assert!(jar.begin(&config).commit(true).await.set_cookie.is_empty());
+
+    // A new message after the tombstone: its cookie outranks both; the copy beside it
+    // shows only the new message.
+    jar.add(&config, &SETTINGS, &["N"]).await;
+    let newer = jar.cookie("messages").unwrap().to_owned();
+    assert!(signed_at(&newer) > signed_at(&tombstone));
+    for values in [
+        [copy.as_str(), &tombstone, &newer],
+        [&newer, &tombstone, copy.as_str()],
+        [&tombstone, copy.as_str(), &newer],
+    ] {
+        assert_eq!(send(&config, &jar, &values).await.0, ["N"], "{values:?}");
+    }
+
+    // What is not promised: a client that sends its old copy *alone* (replacing the
+    // tombstone) is shown M again while the copy's signature is younger than the max
+    // age. A stateless cookie cannot tell that replay from the current cookie; documented
+    // on `CookieStore` and in RELIABILITY.md. Pinned here so the documentation stays
+    // honest.
+    assert_eq!(send(&config, &jar, &[copy.as_str()]).await.0, ["M"]);
+
+    // Logout: a removal (the session changes; old copies are bound to the old key).
+    let req = jar.begin(&config);
+    assert_eq!(shown_texts(&req, &SETTINGS).await, ["N"]);
+    req.end_session();
+    let set = jar.finish(&req, true).await.set_cookie;
+    assert_removal(&set);
+    assert!(jar.cookie_header().is_none());
+}
+
+#[tokio::test]
+async fn rewrites_outrank_a_cookie_signed_ahead_of_this_servers_clock() {
+    // M was added by a server whose clock runs 20 s ahead (within the tolerated minute):
+    // every later rewrite here must still be signed after it, or the stale copy would win.
+    let config = config();
+    let jar = jar_with(&config, &["x"]).await;
+    let session = jar.cookie("messages_session").unwrap().to_owned();
+    let body = format!(r#"{{"v":{{"tests::settings":[{}]}}}}"#, message_json("M"));
+    let ahead = craft(
+        &KEY,
+        "messages",
+        &session,
+        0,
+        now_ms() + 20_000,
+        body.as_bytes(),
+    );
+    let mut jar = Browser::new();
+    jar.set("messages_session", session);
+    jar.set("messages", ahead.clone());
+
+    // Another request adds N: the rewrite holds M and N and outranks the copy.
+    jar.add(&config, &SETTINGS, &["N"]).await;
+    let both = jar.cookie("messages").unwrap().to_owned();
+    assert!(signed_at(&both) > signed_at(&ahead));
+    for values in [[ahead.as_str(), &both], [&both, ahead.as_str()]] {
+        assert_eq!(
+            send(&config, &jar, &values).await.0,
+            ["M", "N"],
+            "{values:?}"
+        );
+    }
+    // Both read: the tombstone outranks the copy too, and lives a minute longer than
+    // the max age plus the 20 s it is ahead.
+    let req = jar.begin(&config);
+    assert_eq!(shown_texts(&req, &SETTINGS).await, ["M", "N"]);
+    let set = jar.finish(&req, true).await.set_cookie;
+    let tombstone = set_cookie_for(&set, "messages").unwrap();
+    let parsed = cookie::Cookie::parse(tombstone).unwrap();
+    let max_age = parsed.max_age().unwrap().whole_seconds();
+    assert!(
+        (3600 + 60 + 19..=3600 + 60 + 21).contains(&max_age),
+        "{tombstone}"
+    );
+    let tombstone = parsed.value().to_owned();
+    assert!(signed_at(&tombstone) > signed_at(&both));
+    for values in [
+        [ahead.as_str(), &both, &tombstone],
+        [&tombstone, &both, ahead.as_str()],
+        [&both, &tombstone, ahead.as_str()],
+    ] {
+        assert!(
+            send(&config, &jar, &values).await.0.is_empty(),
+            "{values:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -745,12 +914,12 @@ proptest! {
     /// attributes; what is shown belongs to its view, in order, once.
     #[test]
     fn no_emitted_cookie_exceeds_the_budget(
-        budget in prop::sample::select(vec![256usize, 1024, 2048]),
+        budget in prop::sample::select(vec![CookieStore::MIN_BUDGET, 1024, 2048, CookieStore::MAX_BUDGET]),
         compress in any::<bool>(),
         requests in proptest::collection::vec(request_strategy(), 1..5),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().budget(budget).compression(compress));
+        let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().budget(budget).unwrap().compression(compress));
         let views = views();
         let mut jar = Browser::new();
         let mut added: Vec<(usize, messages_core::MessageId)> = Vec::new();
@@ -789,6 +958,91 @@ proptest! {
     }
 }
 
+#[test]
+fn budgets_browsers_would_drop_are_config_errors() {
+    // The documented bounds: a browser keeps 4096 bytes per cookie, name and attributes
+    // included (RFC 6265 6.1), and 512 of them are left for the name and attributes.
+    assert_eq!(CookieStore::MAX_BUDGET, 4096 - 512);
+    assert_eq!(CookieStore::MIN_BUDGET, 256);
+    let store = || CookieStore::new([KEY]).unwrap();
+    for bytes in [
+        CookieStore::MAX_BUDGET + 1,
+        4096,
+        8000,
+        8192,
+        8193,
+        1 << 20,
+        usize::MAX,
+        CookieStore::MIN_BUDGET - 1,
+        0,
+    ] {
+        let err = store().budget(bytes).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{bytes}: {err:?}");
+        assert!(err.to_string().contains("256..=3584"), "{err}");
+    }
+    for bytes in [CookieStore::MIN_BUDGET, 2048, CookieStore::MAX_BUDGET] {
+        assert_eq!(store().budget(bytes).unwrap().byte_budget(), bytes);
+    }
+    assert_eq!(store().byte_budget(), 2048, "the default");
+}
+
+#[tokio::test]
+async fn the_largest_budget_is_used_and_its_cookie_fits_a_browser() {
+    // Secure, a domain and a longer path: the whole Set-Cookie stays within 4096 bytes.
+    let settings = CookieSettings {
+        secure: true,
+        domain: Some("messages.example.com".into()),
+        path: "/some/application/path".into(),
+        ..CookieSettings::default()
+    };
+    let config = MessagesConfig::cookie(
+        CookieStore::new([KEY])
+            .unwrap()
+            .budget(CookieStore::MAX_BUDGET)
+            .unwrap(),
+    )
+    .cookie_settings(settings);
+    // Random text does not compress: 40 of these are far over the budget.
+    let random = || {
+        (0..3)
+            .map(|_| URL_SAFE_NO_PAD.encode(CookieStore::random_key().unwrap()))
+            .collect::<String>()
+    };
+    let texts: Vec<String> = (0..40).map(|_| random()).collect();
+    let mut jar = Browser::new();
+    let req = jar.begin(&config);
+    for t in &texts {
+        req.context(&SETTINGS).add_message(Message::info(t.clone()));
+    }
+    let set = jar.finish(&req, true).await.set_cookie;
+    let full = set_cookie_for(&set, "messages").unwrap();
+    let value = jar.cookie("messages").unwrap();
+    assert!(value.len() <= CookieStore::MAX_BUDGET, "{}", value.len());
+    assert!(
+        value.len() > CookieStore::MAX_BUDGET - 300,
+        "the budget is used: {}",
+        value.len()
+    );
+    assert!(full.len() <= 4096, "{} bytes: {full}", full.len());
+    // The next request accepts it: the newest that fit, in order.
+    let req = jar.begin(&config);
+    let shown = shown_texts(&req, &SETTINGS).await;
+    assert!(shown.len() > 20, "{}", shown.len());
+    assert_eq!(shown, texts[texts.len() - shown.len()..]);
+
+    // The smallest budget holds a short message.
+    let small = MessagesConfig::cookie(
+        CookieStore::new([KEY])
+            .unwrap()
+            .budget(CookieStore::MIN_BUDGET)
+            .unwrap(),
+    );
+    let mut jar = Browser::new();
+    jar.add(&small, &SETTINGS, &["Saved."]).await;
+    assert!(jar.cookie("messages").unwrap().len() <= CookieStore::MIN_BUDGET);
+    assert_eq!(jar.read(&small, &SETTINGS).await, ["Saved."]);
+}
+
 #[tokio::test]
 async fn cookie_attributes_and_deletion() {
     let config = config();
@@ -810,13 +1064,12 @@ async fn cookie_attributes_and_deletion() {
             "{c}"
         );
     }
-    // Reading empties the cookie: it is deleted with the same attributes.
+    // Reading empties the cookie: a tombstone replaces it, with the same attributes.
     let req = jar.begin(&config);
     assert_eq!(shown_texts(&req, &SETTINGS).await, ["Saved."]);
     let set = jar.finish(&req, true).await.set_cookie;
     assert_eq!(set.len(), 1, "{set:?}");
-    assert_removal(&set);
-    assert!(jar.cookie("messages").is_none());
+    assert_tombstone(&set);
     assert!(jar.cookie("messages_session").is_some());
 
     // Secure and another path when configured, on removals too.
@@ -832,11 +1085,21 @@ async fn cookie_attributes_and_deletion() {
     }
     let req = jar.begin(&secure);
     shown_texts(&req, &SETTINGS).await;
+    let tombstone = jar.finish(&req, true).await.set_cookie;
+    assert!(
+        tombstone[0].contains("Max-Age=366")
+            && tombstone[0].contains("; Secure")
+            && tombstone[0].contains("Path=/app"),
+        "{tombstone:?}"
+    );
+    let req = jar.begin(&secure);
+    req.end_session();
     let removal = jar.finish(&req, true).await.set_cookie;
     assert!(
-        removal[0].contains("Max-Age=0")
-            && removal[0].contains("; Secure")
-            && removal[0].contains("Path=/app")
+        removal
+            .iter()
+            .all(|c| c.contains("Max-Age=0") && c.contains("; Secure") && c.contains("Path=/app")),
+        "{removal:?}"
     );
 }
 
@@ -915,7 +1178,7 @@ async fn existing_add_then_read_stores_none() {
     let req = jar.begin(&config);
     req.context(&SETTINGS).add_message(Message::info("added"));
     assert_eq!(shown_texts(&req, &SETTINGS).await, ["existing", "added"]);
-    assert_removal(&jar.finish(&req, true).await.set_cookie);
+    assert_tombstone(&jar.finish(&req, true).await.set_cookie);
     assert!(jar.read(&config, &SETTINGS).await.is_empty());
 }
 

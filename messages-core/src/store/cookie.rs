@@ -28,6 +28,18 @@ pub(crate) const MAX_INCOMING_BYTES: usize = 8192;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Bodies shorter than this are not worth compressing.
 const COMPRESS_FROM: usize = 256;
+/// Clock skew between servers tolerated on verify: signatures up to this far in the
+/// future are accepted.
+const SKEW_MS: u64 = 60_000;
+/// Bytes per cookie a browser must keep at least (RFC 6265, section 6.1), counting the
+/// name, the value and the attributes.
+const BROWSER_COOKIE_BYTES: usize = 4096;
+/// Bytes of a cookie set aside for its name, `=` and attributes (`Path`, `Domain`,
+/// `HttpOnly`, `Secure`, `SameSite`, `Max-Age`) below [`BROWSER_COOKIE_BYTES`].
+const ATTRIBUTE_BYTES: usize = 512;
+
+// Whatever the budget, the next request accepts the cookie.
+const _: () = assert!(CookieStore::MAX_BUDGET <= MAX_INCOMING_BYTES);
 
 /// The `SameSite` attribute of the cookies this crate sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +95,15 @@ impl Default for CookieSettings {
 impl CookieSettings {
     /// A `Set-Cookie` value setting `name=value` (`value` empty: a removal cookie).
     pub(crate) fn set_cookie(&self, name: &str, value: Option<&str>) -> String {
+        self.build(name, value, None)
+    }
+
+    /// A `Set-Cookie` value setting `name=value` for `max_age` (whole seconds, rounded up).
+    pub(crate) fn set_cookie_for(&self, name: &str, value: &str, max_age: Duration) -> String {
+        self.build(name, Some(value), Some(max_age))
+    }
+
+    fn build(&self, name: &str, value: Option<&str>, max_age: Option<Duration>) -> String {
         let mut c = cookie::Cookie::new(name.to_owned(), value.unwrap_or("").to_owned());
         c.set_path(self.path.clone());
         if let Some(d) = &self.domain {
@@ -95,6 +116,14 @@ impl CookieSettings {
             SameSite::Strict => cookie::SameSite::Strict,
             SameSite::None => cookie::SameSite::None,
         });
+        if let Some(age) = max_age {
+            let secs = age
+                .as_secs()
+                .saturating_add(u64::from(age.subsec_nanos() > 0));
+            c.set_max_age(cookie::time::Duration::seconds(
+                i64::try_from(secs).unwrap_or(i64::MAX),
+            ));
+        }
         if value.is_none() {
             c.make_removal();
         }
@@ -163,9 +192,11 @@ pub(crate) enum Keep {
 /// warning and a removal cookie; never an error page. The check is lazy like the rest:
 /// a request that neither reads nor adds messages leaves the cookie alone.
 ///
-/// The value never exceeds the byte budget (default 2048, Django's figure): when the
-/// messages do not fit, the oldest are dropped with a warning (use
-/// [`FallbackStore`](crate::FallbackStore) to keep them on the server instead).
+/// The value never exceeds the byte budget (default 2048, Django's figure; at most
+/// [`MAX_BUDGET`](CookieStore::MAX_BUDGET), 3584, so that name, value and attributes stay
+/// within the 4096 bytes browsers keep): when the messages do not fit, the oldest are
+/// dropped with a warning (use [`FallbackStore`](crate::FallbackStore) to keep them on the
+/// server instead).
 ///
 /// # Wire format
 ///
@@ -174,7 +205,7 @@ pub(crate) enum Keep {
 /// - `payload` is one flag byte (bit 0: the body is raw-deflate compressed, set only when
 ///   that makes it shorter), the signing time (8 bytes, big-endian milliseconds since the
 ///   Unix epoch) and the body: the compact JSON `{"v": {view: [message, ...]}, "s":
-///   [view, ...], "a": true}`, where `v` holds each view's messages oldest first, `s`
+///   [view, ...], "a": true}`, where `v` holds each view's messages in order, `s`
 ///   lists the views with more messages in the server store and `a` marks them all
 ///   ([`FallbackStore`](crate::FallbackStore) only); empty members are left out.
 /// - `tag` is HMAC-SHA256 with the signing key over four parts, each preceded by its
@@ -197,8 +228,11 @@ pub(crate) enum Keep {
 /// - A request that neither adds nor reads a view holding messages sends no cookie, so
 ///   it overwrites nothing: static files, most AJAX calls and pages without messages are
 ///   harmless.
-/// - A copy of an older cookie of the same session (a replayed request) shows its
-///   messages again while its signature is younger than the [max age](CookieStore::max_age).
+/// - A client that sends an older copy of its own cookie *alone* (a replayed request, a
+///   saved cookie jar put back) is shown that copy's messages again, consumed or not,
+///   while its signature is younger than the [max age](CookieStore::max_age): a stateless
+///   cookie cannot tell an old copy sent alone from the current one. Sent *beside* the
+///   current cookie, an old copy shows nothing (see below).
 ///
 /// Where that matters, use a server store ([`MemoryStore`](crate::MemoryStore), Redis):
 /// its reads take messages atomically. [`FallbackStore`](crate::FallbackStore) has the
@@ -207,8 +241,16 @@ pub(crate) enum Keep {
 /// # Hostile and stale cookies
 ///
 /// If a request carries several messages cookies (an old one at another path or domain,
-/// one set by a sibling subdomain), the valid one signed most recently is used; the others
-/// are refused with the warning, and the response rewrites this store's own cookie.
+/// one set by a sibling subdomain), the valid one signed most recently is used; the invalid
+/// ones are refused with the warning, and the response rewrites this store's own cookie.
+/// Every rewrite is signed later than the newest valid cookie the request brought (by a
+/// millisecond if the clock has not moved on), and a response that empties a valid cookie
+/// does not remove it but writes a *tombstone*: a signed empty value whose `Max-Age` is
+/// the max age plus a minute of clock skew, by which time every copy signed before it is
+/// refused as expired. So a stale copy of the cookie sent beside the current one, in any
+/// order, never brings a consumed message back. (A messages cookie that verifies under
+/// no session of the request, or a logout, gets a removal: the session changes, and old
+/// copies are bound to the old session key.)
 /// Values over 8 KiB are refused unread; compressed bodies are inflated to at most
 /// 64 KiB.
 ///
@@ -216,7 +258,7 @@ pub(crate) enum Keep {
 /// use messages_core::{CookieStore, MessagesConfig};
 ///
 /// let keys = vec![b"a new key of at least thirty-two bytes!!".to_vec(), b"the old key, still accepted on verify".to_vec()];
-/// let store = CookieStore::new(keys).unwrap().budget(2048);
+/// let store = CookieStore::new(keys).unwrap().budget(2048).unwrap();
 /// let config = MessagesConfig::cookie(store);
 /// assert!(CookieStore::new(vec![b"short".to_vec()]).is_err());
 /// # drop(config);
@@ -286,11 +328,46 @@ impl CookieStore {
         Ok(key)
     }
 
-    /// Most bytes of the cookie value (default 2048; raised to at least 256).
-    #[must_use]
-    pub fn budget(mut self, bytes: usize) -> CookieStore {
-        self.budget = bytes.max(256);
-        self
+    /// Largest byte budget: 3584, the 4096 bytes per cookie that browsers must keep (RFC
+    /// 6265, section 6.1, counting name, value and attributes) less 512 bytes for the
+    /// cookie's name and attributes. It is also below the 8 KiB a request accepts.
+    pub const MAX_BUDGET: usize = BROWSER_COOKIE_BYTES - ATTRIBUTE_BYTES;
+
+    /// Smallest byte budget: 256, room for the signature, the header and one short
+    /// message (a few words, on a view with a short id).
+    pub const MIN_BUDGET: usize = 256;
+
+    /// Most bytes of the cookie value (default 2048, at most
+    /// [`MAX_BUDGET`](CookieStore::MAX_BUDGET), at least
+    /// [`MIN_BUDGET`](CookieStore::MIN_BUDGET)).
+    ///
+    /// The cookie name and attributes ([`CookieSettings`]: name, `Path`, `Domain`) must fit
+    /// in the 512 bytes the maximum leaves of a browser's 4096; the defaults take under
+    /// 100.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a budget outside `MIN_BUDGET..=MAX_BUDGET`: a larger cookie
+    /// may be dropped by browsers, a smaller one cannot hold a message.
+    ///
+    /// ```
+    /// use messages_core::{CookieStore, Error};
+    ///
+    /// let store = CookieStore::new([CookieStore::random_key()?])?;
+    /// assert_eq!(store.clone().budget(CookieStore::MAX_BUDGET)?.byte_budget(), 3584);
+    /// assert!(matches!(store.clone().budget(8000), Err(Error::Config(_))));
+    /// assert!(matches!(store.budget(100), Err(Error::Config(_))));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn budget(mut self, bytes: usize) -> Result<CookieStore, Error> {
+        if !(Self::MIN_BUDGET..=Self::MAX_BUDGET).contains(&bytes) {
+            return Err(Error::Config(format!(
+                "cookie budget of {bytes} bytes is outside {}..={} (browsers keep 4096 bytes per cookie, name and attributes included)",
+                Self::MIN_BUDGET,
+                Self::MAX_BUDGET
+            )));
+        }
+        self.budget = bytes;
+        Ok(self)
     }
 
     /// Oldest accepted signature (default 1 hour). Every response that changes the cookie
@@ -397,7 +474,8 @@ impl CookieStore {
         let signed_at = u64::from_be_bytes(ts);
         let max_age = u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX);
         // A minute of clock skew between servers is tolerated.
-        if now_ms.saturating_sub(signed_at) > max_age || signed_at > now_ms.saturating_add(60_000) {
+        if now_ms.saturating_sub(signed_at) > max_age || signed_at > now_ms.saturating_add(SKEW_MS)
+        {
             return Err(CookieError::Expired);
         }
         let body = &bytes[HEADER_LEN..];
@@ -408,6 +486,34 @@ impl CookieStore {
         };
         let payload = serde_json::from_slice(&json).map_err(|_| CookieError::Body)?;
         Ok((payload, signed_at))
+    }
+
+    /// The signing time of a value that replaces cookies signed at `newest` (the newest
+    /// valid one the request brought): `now`, or just after `newest` if that is not
+    /// earlier, so the replacement outranks every cookie it replaces even within one
+    /// millisecond or across servers whose clocks differ (up to the tolerated skew).
+    pub(crate) fn signing_time(now: u64, newest: Option<u64>) -> u64 {
+        newest.map_or(now, |at| {
+            now.max(at.saturating_add(1).min(now.saturating_add(SKEW_MS)))
+        })
+    }
+
+    /// A tombstone: the signed value of an empty payload, written instead of a removal
+    /// when a request empties a valid cookie, with its `Max-Age`. Of several valid
+    /// messages cookies the one signed last wins, so a stale copy sent beside it (another
+    /// `Path` or `Domain`) shows nothing; the tombstone lives until every copy signed
+    /// before it is refused as expired, even by a server whose clock lags by the
+    /// tolerated skew.
+    pub(crate) fn tombstone(
+        &self,
+        name: &str,
+        session: &SessionKey,
+        signed_at: u64,
+        now_ms: u64,
+    ) -> (String, Duration) {
+        let value = self.encode(&CookiePayload::default(), name, session, signed_at);
+        let ahead = Duration::from_millis(signed_at.saturating_sub(now_ms).saturating_add(SKEW_MS));
+        (value, self.max_age.saturating_add(ahead))
     }
 
     /// Encodes the payload within the budget, moving messages out oldest or newest first
@@ -434,19 +540,23 @@ impl CookieStore {
             return (Some(first), BTreeMap::new());
         }
         let fits = |p: &CookiePayload| self.encode(p, name, session, now_ms).len() <= self.budget;
-        // All messages in order; binary search how many of them fit.
-        let mut all: Vec<(u64, MessageId)> = payload
-            .views
-            .values()
-            .flatten()
-            .map(Message::order_key)
-            .collect();
+        // All messages, oldest first: across views by creation time, within a view in the
+        // list's own order (its arrival order, never re-sorted), so what a view keeps is
+        // always its newest (or oldest) run. Binary search how many of them fit.
+        let mut all: Vec<(u64, usize, MessageId)> = Vec::new();
+        for list in payload.views.values() {
+            let mut latest = 0;
+            for (position, m) in list.iter().enumerate() {
+                latest = latest.max(m.created_at());
+                all.push((latest, position, m.id()));
+            }
+        }
         all.sort_unstable();
         let n = all.len();
         let subset = |k: usize, collapse: bool| -> CookiePayload {
             let kept: BTreeSet<MessageId> = match keep {
-                Keep::Newest => all[n - k..].iter().map(|x| x.1).collect(),
-                Keep::OldestAndMark => all[..k].iter().map(|x| x.1).collect(),
+                Keep::Newest => all[n - k..].iter().map(|x| x.2).collect(),
+                Keep::OldestAndMark => all[..k].iter().map(|x| x.2).collect(),
             };
             let mut p = payload.clone();
             for (view, ms) in &mut p.views {
@@ -649,7 +759,7 @@ mod tests {
 
     #[test]
     fn markers_that_do_not_fit_collapse_into_one_flag() {
-        let s = store().budget(256);
+        let s = store().budget(256).unwrap();
         let key = SessionKey::generate().unwrap();
         let mut p = CookiePayload::default();
         for i in 0..4 {
@@ -740,6 +850,109 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["0004"]
         );
+    }
+
+    #[test]
+    fn budget_keeps_each_views_own_order() {
+        // Arrival order is not creation order (a job's message created earlier, a clock
+        // step): what a view keeps is the tail of its list, in the list's order.
+        let s = store().compression(false);
+        let key = SessionKey::generate().unwrap();
+        let at = |text: &str, created_at: u64| -> Message {
+            let mut json =
+                serde_json::to_value(Message::info(format!("{text}{}", "x".repeat(400)))).unwrap();
+            json["created_at"] = created_at.into();
+            serde_json::from_value(json).unwrap()
+        };
+        let mut p = CookiePayload::default();
+        p.views.insert(
+            ViewId::new("v").unwrap(),
+            vec![at("a", 5), at("b", 1), at("c", 3), at("d", 2)],
+        );
+        let s = s.budget(1536).unwrap();
+        let texts = |ms: &[Message]| {
+            ms.iter()
+                .map(|m| m.text()[..1].to_owned())
+                .collect::<Vec<_>>()
+        };
+        let (value, out) = s.encode_within_budget(p.clone(), NAME, &key, 1, Keep::Newest);
+        let (kept, _) = s.decode(&value.unwrap(), NAME, &key, 1).unwrap();
+        let kept = texts(kept.views.values().next().unwrap());
+        let out = texts(out.values().next().unwrap());
+        assert_eq!((kept.len(), out.len()), (2, 2), "two of four fit");
+        assert_eq!(kept, ["c", "d"]);
+        assert_eq!(out, ["a", "b"]);
+        let (value, out) = s.encode_within_budget(p, NAME, &key, 1, Keep::OldestAndMark);
+        let (kept, _) = s.decode(&value.unwrap(), NAME, &key, 1).unwrap();
+        assert_eq!(texts(kept.views.values().next().unwrap()), ["a", "b"]);
+        assert_eq!(texts(out.values().next().unwrap()), ["c", "d"]);
+    }
+
+    #[test]
+    fn budget_bounds_are_config_errors() {
+        for bad in [0, 255, 3585, 4096, 8192, usize::MAX] {
+            assert!(
+                matches!(store().budget(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(store().budget(256).unwrap().byte_budget(), 256);
+        assert_eq!(store().budget(3584).unwrap().byte_budget(), 3584);
+        // A whole Set-Cookie at the largest budget, with long attributes, fits 4096 bytes.
+        let settings = CookieSettings {
+            secure: true,
+            domain: Some("d".repeat(200)),
+            path: format!("/{}", "p".repeat(100)),
+            ..CookieSettings::default()
+        };
+        let (tombstone, max_age) =
+            store().tombstone("messages", &SessionKey::generate().unwrap(), 1, 1);
+        let set =
+            settings.set_cookie_for("messages", &"v".repeat(CookieStore::MAX_BUDGET), max_age);
+        assert!(set.len() <= BROWSER_COOKIE_BYTES, "{}", set.len());
+        assert!(tombstone.len() < CookieStore::MIN_BUDGET);
+    }
+
+    #[test]
+    fn rewrites_are_signed_after_what_they_replace() {
+        let now = 1_000_000;
+        assert_eq!(CookieStore::signing_time(now, None), now);
+        assert_eq!(CookieStore::signing_time(now, Some(now - 5)), now);
+        assert_eq!(
+            CookieStore::signing_time(now, Some(now)),
+            now + 1,
+            "same millisecond"
+        );
+        assert_eq!(
+            CookieStore::signing_time(now, Some(now + 20_000)),
+            now + 20_001
+        );
+        // Never beyond the skew a verifier tolerates.
+        assert_eq!(
+            CookieStore::signing_time(now, Some(now + SKEW_MS)),
+            now + SKEW_MS
+        );
+        assert_eq!(
+            CookieStore::signing_time(now, Some(u64::MAX)),
+            now + SKEW_MS
+        );
+    }
+
+    #[test]
+    fn a_tombstone_is_an_empty_payload_outliving_older_copies() {
+        let s = store().max_age(Duration::from_secs(600));
+        let key = SessionKey::generate().unwrap();
+        let (value, max_age) = s.tombstone(NAME, &key, 5_000, 5_000);
+        assert_eq!(
+            s.decode(&value, NAME, &key, 5_000).unwrap(),
+            (CookiePayload::default(), 5_000)
+        );
+        assert_eq!(max_age, Duration::from_secs(600 + 60));
+        // Signed ahead of the clock: it lives that much longer.
+        let (_, max_age) = s.tombstone(NAME, &key, 5_000 + 1_500, 5_000);
+        assert_eq!(max_age, Duration::from_millis(661_500));
+        let set = CookieSettings::default().set_cookie_for(NAME, &value, max_age);
+        assert!(set.contains("Max-Age=662"), "rounded up: {set}");
     }
 
     #[test]
