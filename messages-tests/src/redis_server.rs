@@ -216,6 +216,13 @@ impl RedisServer {
         redis_client::Client::open(self.url()).expect("a valid url")
     }
 
+    /// A [`RedisStore`](messages_core::RedisStore) on this server.
+    pub async fn store(&self, options: messages_core::RedisOptions) -> messages_core::RedisStore {
+        messages_core::RedisStore::connect(&self.url(), options)
+            .await
+            .expect("connect to the test server")
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -394,6 +401,14 @@ impl RedisCluster {
     /// `redis://127.0.0.1:<port>` of every node.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// A cluster [`RedisStore`](messages_core::RedisStore) on these nodes.
+    pub async fn store(&self, options: messages_core::RedisOptions) -> messages_core::RedisStore {
+        let urls = self.urls();
+        messages_core::RedisStore::connect_cluster(urls.iter().map(String::as_str), options)
+            .await
+            .expect("connect to the test cluster")
     }
 
     /// The nodes.

@@ -215,6 +215,7 @@ async fn all_cases(store: &RedisStore, keys: impl AsyncFn() -> Vec<String> + Cop
     let cookie = CookieStore::new([b"0123456789abcdef0123456789abcdef-lease".to_vec()])
         .unwrap()
         .budget(256)
+        .unwrap()
         .compression(false);
     let fallback = FallbackStore::new(cookie, store.clone());
     requests_settle_or_lose_nothing(&MessagesConfig::fallback(fallback), 400).await;

@@ -17,6 +17,8 @@ use messages_tests::{CountingStore, conformance, model};
 use proptest::test_runner::TestRunner;
 
 const TTL: Duration = Duration::from_millis(200);
+/// A read lease must be shorter than the idle TTL.
+const SHORT_LEASE: Duration = Duration::from_millis(100);
 const MODEL_CASES: u32 = 200;
 const BROWSERS: usize = 3;
 
@@ -25,17 +27,6 @@ fn options(namespace: &str) -> RedisOptions {
         namespace: namespace.to_owned(),
         ..RedisOptions::default()
     }
-}
-
-async fn single(server: &RedisServer, options: RedisOptions) -> RedisStore {
-    RedisStore::connect(&server.url(), options).await.unwrap()
-}
-
-async fn cluster_store(cluster: &RedisCluster, options: RedisOptions) -> RedisStore {
-    let urls = cluster.urls();
-    RedisStore::connect_cluster(urls.iter().map(String::as_str), options)
-        .await
-        .unwrap()
 }
 
 /// Runs the model's random request sequences against `config`, on the current runtime.
@@ -57,16 +48,15 @@ async fn single_node_follows_the_store_contract() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let store = single(&server, RedisOptions::default()).await;
+    let store = server.store(RedisOptions::default()).await;
     conformance::run(Arc::new(store), RedisOptions::default().per_context).await;
-    let short = single(
-        &server,
-        RedisOptions {
+    let short = server
+        .store(RedisOptions {
             idle_ttl: TTL,
+            read_lease: SHORT_LEASE,
             ..options("short")
-        },
-    )
-    .await;
+        })
+        .await;
     conformance::idle_expiry(&short, TTL).await;
 }
 
@@ -75,16 +65,15 @@ async fn cluster_follows_the_store_contract() {
     let Some(cluster) = RedisCluster::start() else {
         return;
     };
-    let store = cluster_store(&cluster, RedisOptions::default()).await;
+    let store = cluster.store(RedisOptions::default()).await;
     conformance::run(Arc::new(store.clone()), RedisOptions::default().per_context).await;
-    let short = cluster_store(
-        &cluster,
-        RedisOptions {
+    let short = cluster
+        .store(RedisOptions {
             idle_ttl: TTL,
+            read_lease: SHORT_LEASE,
             ..options("short")
-        },
-    )
-    .await;
+        })
+        .await;
     conformance::idle_expiry(&short, TTL).await;
 
     // Every key of a session hashes to one slot; sessions spread over the nodes.
@@ -137,13 +126,13 @@ async fn single_node_follows_the_model() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let store = single(&server, RedisOptions::default()).await;
+    let store = server.store(RedisOptions::default()).await;
     follows_the_model(&MessagesConfig::new(store), usize::MAX);
     let capped = RedisOptions {
         per_context: 4,
         ..options("capped")
     };
-    follows_the_model(&MessagesConfig::new(single(&server, capped).await), 4);
+    follows_the_model(&MessagesConfig::new(server.store(capped).await), 4);
 }
 
 /// `FallbackStore` spilling to Redis: with a tiny cookie budget most requests spill.
@@ -154,8 +143,11 @@ async fn fallback_store_spills_to_redis_and_follows_the_model() {
     };
     let cookie =
         CookieStore::new(vec![b"0123456789abcdef0123456789abcdef-redis".to_vec()]).unwrap();
-    let redis = CountingStore::new(single(&server, options("fallback")).await);
-    let config = MessagesConfig::fallback(FallbackStore::new(cookie.budget(256), redis.clone()));
+    let redis = CountingStore::new(server.store(options("fallback")).await);
+    let config = MessagesConfig::fallback(FallbackStore::new(
+        cookie.budget(256).unwrap(),
+        redis.clone(),
+    ));
     follows_the_model(&config, usize::MAX);
     assert!(redis.calls() > 0, "messages went through redis");
 }
@@ -165,7 +157,7 @@ async fn cluster_follows_the_model() {
     let Some(cluster) = RedisCluster::start() else {
         return;
     };
-    let store = cluster_store(&cluster, RedisOptions::default()).await;
+    let store = cluster.store(RedisOptions::default()).await;
     follows_the_model(&MessagesConfig::new(store), usize::MAX);
 }
 
@@ -174,14 +166,13 @@ async fn keys_are_laid_out_as_documented() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let store = single(
-        &server,
-        RedisOptions {
+    let store = server
+        .store(RedisOptions {
             idle_ttl: Duration::from_secs(60),
+            read_lease: Duration::from_secs(30),
             ..options("app1")
-        },
-    )
-    .await;
+        })
+        .await;
     let s = SessionKey::generate().unwrap();
     let view = ViewId::from_static("app::dashboard");
     assert_eq!(
@@ -208,12 +199,19 @@ async fn keys_are_laid_out_as_documented() {
     );
     assert_eq!(
         members,
-        [(json, 1_234.0)],
-        "a JSON member scored by created_at"
+        [(json, 1.0)],
+        "a JSON member scored by its place in the session's arrival sequence, not created_at"
     );
+    let seq = format!("app1:{{{s}}};seq");
+    let next: u64 = con.get(&seq).await.unwrap();
+    assert_eq!(next, 1, "{seq} counts the session's messages");
     let index: Vec<String> = con.smembers(store.views_key(&s)).await.unwrap();
     assert_eq!(index, ["app::dashboard"]);
-    for key in [store.context_key(&s, &view), store.views_key(&s)] {
+    for key in [
+        store.context_key(&s, &view),
+        store.views_key(&s),
+        seq.clone(),
+    ] {
         let ttl: i64 = con.pttl(&key).await.unwrap();
         assert!(
             (50_000..=60_000).contains(&ttl),
@@ -230,9 +228,9 @@ async fn namespaces_are_separate() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let one = single(&server, options("one")).await;
-    let two = single(&server, options("two")).await;
-    let longer = single(&server, options("one:x")).await;
+    let one = server.store(options("one")).await;
+    let two = server.store(options("two")).await;
+    let longer = server.store(options("one:x")).await;
     let (s, v) = (SessionKey::generate().unwrap(), ViewId::from_static("v"));
     one.add(&s, &v, Message::info("for one")).await.unwrap();
     for other in [&two, &longer] {
@@ -256,7 +254,7 @@ async fn undecodable_members_are_skipped() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let store = single(&server, RedisOptions::default()).await;
+    let store = server.store(RedisOptions::default()).await;
     let (s, v) = (SessionKey::generate().unwrap(), ViewId::from_static("v"));
     let key = store.context_key(&s, &v);
     let first = Message::info("first").with_created_at(10);

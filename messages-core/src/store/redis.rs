@@ -17,20 +17,131 @@ use crate::{Error, Lease, Message, MessageId, MessageStore, Result, SessionKey, 
 const MAX_NAMESPACE_BYTES: usize = 64;
 /// Longest idle TTL sent to Redis (about 34 years): far below what `PEXPIRE` refuses.
 const MAX_TTL_MS: u64 = 1 << 40;
+/// Largest per-context cap sent to Redis: the scripts compute ranks from it as Lua
+/// numbers, exact up to 2^53.
+const MAX_PER_CONTEXT: usize = 1 << 40;
+
+/// Adds messages to a context (`ARGV[1]` = `add`), or puts back messages a request took
+/// (`back`), in one step; trims the context to the cap, oldest first; and refreshes the
+/// idle TTL of **every** key of the session — each context in the view index, with its
+/// lease set and reserves, the index, and the sequence — so a session lives `idle_ttl`
+/// after its last write, whichever view was written. KEYS: the context, the session's
+/// view index, the session's sequence; ARGV: the mode, the view id, the per-context cap,
+/// the idle TTL in ms, the prefix of the session's context keys, then each message's id
+/// and JSON. Other keys of the session are built here, not declared, but share the hash
+/// slot. Returns how many members the cap trimmed.
+///
+/// Scores are the session's arrival sequence, assigned here (`INCRBY` on the sequence
+/// key), never an application clock. An add scores its messages after everything; a
+/// message whose JSON is already in the context stays where it is (`ZADD NX`). A
+/// put-back scores them below the context's lowest score (before everything it holds
+/// now; with the next sequence numbers when it is empty) and skips messages whose id
+/// is already in the context. A sequence key that is new — the session's first write,
+/// or the key was lost (evicted) while messages remain — starts above every score in
+/// the session's contexts and reserves, so new messages still go last.
+static WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"local context, index, seq = KEYS[1], KEYS[2], KEYS[3]
+local view, cap, ttl, prefix = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local n = (#ARGV - 5) / 2
+local function highest(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top > 0 then return tonumber(top[2]) end
+  return 0
+end
+local function next_seq(k)
+  local last = redis.call('INCRBY', seq, k)
+  if last == k then
+    local floor = highest(context)
+    for _, v in ipairs(redis.call('SMEMBERS', index)) do
+      local c = prefix .. v
+      floor = math.max(floor, highest(c))
+      for _, token in ipairs(redis.call('ZRANGE', c .. ';leases', 0, -1)) do
+        floor = math.max(floor, highest(c .. ';taken:' .. token))
+      end
+    end
+    if floor > 0 then
+      last = redis.call('INCRBY', seq, string.format('%d', math.ceil(floor)))
+    end
+  end
+  return last
+end
+if ARGV[1] == 'add' then
+  local last = next_seq(n)
+  for i = 1, n do
+    redis.call('ZADD', context, 'NX', last - n + i, ARGV[5 + 2 * i])
+  end
+else
+  local present = {}
+  for _, m in ipairs(redis.call('ZRANGE', context, 0, -1)) do
+    local id = string.match(m, '^{"id":"(%x+)"')
+    if id then present[id] = true end
+  end
+  local fresh = {}
+  for i = 1, n do
+    local id = ARGV[4 + 2 * i]
+    if not present[id] then
+      present[id] = true
+      fresh[#fresh + 1] = ARGV[5 + 2 * i]
+    end
+  end
+  local k = #fresh
+  if k == 0 then return 0 end
+  local first = redis.call('ZRANGE', context, 0, 0, 'WITHSCORES')
+  local last
+  if #first > 0 then last = tonumber(first[2]) - 1 else last = next_seq(k) end
+  for i = 1, k do redis.call('ZADD', context, last - k + i, fresh[i]) end
+end
+local trimmed = redis.call('ZREMRANGEBYRANK', context, 0, -(cap + 1))
+redis.call('SADD', index, view)
+for _, v in ipairs(redis.call('SMEMBERS', index)) do
+  local c = prefix .. v
+  local leases = c .. ';leases'
+  redis.call('PEXPIRE', c, ttl)
+  for _, token in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
+    redis.call('PEXPIRE', c .. ';taken:' .. token, ttl)
+  end
+  redis.call('PEXPIRE', leases, ttl)
+end
+redis.call('PEXPIRE', index, ttl)
+redis.call('PEXPIRE', seq, ttl)
+return trimmed"#,
+    )
+});
+
+/// A Lua function for the scripts below: `forget(index, view, seq)` drops a view that
+/// holds nothing more from the session's index, and the session's sequence with the
+/// index's last view (a session with nothing stored needs no place in a sequence, and
+/// one that gets messages again starts a new sequence), so that nothing of it is left.
+macro_rules! forget_lua {
+    () => {
+        r"local function forget(index, view, seq)
+  redis.call('SREM', index, view)
+  if redis.call('EXISTS', index) == 0 then redis.call('DEL', seq) end
+end
+"
+    };
+}
 
 /// Reads and deletes a context in one step, so two concurrent readers never both get a
 /// message. With a lease token it moves the context to a reserve key
 /// (`<context>;taken:<token>`) instead and records the lease's deadline in the context's
 /// lease set (`<context>;leases`); first it puts back the reserves whose lease is up.
 /// The view stays in the session's index while leases are out, so `PENDING_VIEWS` and
-/// `CLEAR_SESSION` find them. KEYS: the context, the session's view index, the context's
-/// lease set; ARGV: the view id, the lease token (empty: no reserve), the lease in ms,
-/// the per-context cap, the idle TTL in ms. The reserve keys are built here, not
-/// declared, but share the context's hash slot. Reads the server's clock (`TIME`) only
-/// when leases are out or one is made, so a plain take of a context without leases costs
-/// what it did before leases: `EXISTS`, `ZRANGE`, `DEL`, `SREM`.
+/// `CLEAR_SESSION` find them. A reserve keeps its members' scores (their place in the
+/// session's arrival sequence), so a restored reserve comes back before what arrived
+/// after it. Whatever this script makes live longer (a reserve, a restored context), it
+/// makes the index and the sequence live as long, so they never expire before another
+/// key of the session. KEYS: the context, the session's view index, the context's lease
+/// set, the session's sequence; ARGV: the view id, the lease token (empty: no reserve),
+/// the lease in ms, the per-context cap, the idle TTL in ms. The reserve keys are built
+/// here, not declared, but share the context's hash slot. Reads the server's clock
+/// (`TIME`) only when leases are out or one is made, so a plain take of a context
+/// without leases costs `EXISTS`, `ZRANGE`, `DEL`, `SREM`, `EXISTS` (and `DEL` of the
+/// sequence when it was the session's last view).
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        forget_lua!(),
         r"local now
 local function clock()
   if not now then
@@ -54,6 +165,8 @@ if leased then
     if redis.call('EXISTS', KEYS[1]) == 1 then
       redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
       redis.call('PEXPIRE', KEYS[1], ARGV[5])
+      redis.call('PEXPIRE', KEYS[2], ARGV[5])
+      redis.call('PEXPIRE', KEYS[4], ARGV[5])
     end
   end
 end
@@ -67,24 +180,39 @@ if #m > 0 then
     redis.call('PEXPIRE', reserve, ARGV[5])
     redis.call('ZADD', KEYS[3], clock() + tonumber(ARGV[3]), ARGV[2])
     redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    redis.call('PEXPIRE', KEYS[2], ARGV[5])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
     leased = true
   end
 end
-if not leased then redis.call('SREM', KEYS[2], ARGV[1]) end
-return m",
-    )
+if not leased then forget(KEYS[2], ARGV[1], KEYS[4]) end
+return m"
+    ))
 });
 
 /// Drops a lease's reserve. KEYS and the first two ARGV as for `TAKE`.
 static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        forget_lua!(),
         r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[1])
+  forget(KEYS[2], ARGV[1], KEYS[4])
 end
-return 0",
-    )
+return 0"
+    ))
+});
+
+/// Drops a context's messages unread. Its reserves (leases out) stay, and so does its
+/// entry in the view index while they do, so they are still found, refreshed and put
+/// back. KEYS and the first ARGV as for `TAKE`.
+static DISCARD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        forget_lua!(),
+        r"redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[3]) == 0 then forget(KEYS[2], ARGV[1], KEYS[4]) end
+return 0"
+    ))
 });
 
 /// The views of a session that still hold messages — stored, or in a reserve whose
@@ -110,8 +238,8 @@ return live",
     )
 });
 
-/// Deletes every context of a session, with its reserves, and its index (same keys as
-/// `PENDING_VIEWS`).
+/// Deletes every context of a session, with its reserves, its index and its sequence.
+/// KEYS: the view index, the sequence; ARGV as for `PENDING_VIEWS`.
 static CLEAR_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local views = redis.call('SMEMBERS', KEYS[1])
@@ -122,7 +250,7 @@ for _, v in ipairs(views) do
   end
   redis.call('DEL', context, context .. ';leases')
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 return #views",
     )
 });
@@ -141,10 +269,12 @@ pub struct RedisOptions {
     /// The first part of every key (default `msg`), so several applications can share a
     /// server: 1 to 64 bytes of printable ASCII without space, `{` or `}`.
     pub namespace: String,
-    /// Most messages in one context (default 100); adding more drops the oldest, with a
-    /// `tracing` warning.
+    /// Most messages in one context (default 100); adding more drops the first arrived,
+    /// with a `tracing` warning.
     pub per_context: usize,
-    /// A context expires this long after the last write to its session (default 1 hour).
+    /// A session's messages — every view's — expire this long after the last write
+    /// (add or put-back) to any view of the session (default 1 hour). Must be longer than
+    /// [`read_lease`](RedisOptions::read_lease).
     pub idle_ttl: Duration,
     /// How long to wait for a connection to a server (default 1 s).
     pub connect_timeout: Duration,
@@ -154,7 +284,11 @@ pub struct RedisOptions {
     /// (default 60 s; see [`MessageStore::take_leased`]). Messages read by a process that
     /// died, or whose answer a crashing server never sent, are shown again by the first
     /// read of their view after this time. A request still running after it may see
-    /// them shown twice, so it should be well above the longest request.
+    /// them shown twice, so it should be well above the longest request. Must be shorter
+    /// than [`idle_ttl`](RedisOptions::idle_ttl) (a reserve lives `idle_ttl` from the
+    /// read, so a longer lease would let the messages of a crashed request expire before
+    /// they are put back): building a store with `read_lease >= idle_ttl` fails with
+    /// [`Error::Config`].
     pub read_lease: Duration,
 }
 
@@ -224,15 +358,26 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 /// a reconnecting connection) or Redis Cluster.
 ///
 /// Each context is one sorted set, `{namespace}:{<session>}:{view}`, of the messages'
-/// JSON scored by `created_at`; the braces make the session a hash tag, so all keys of a
-/// session live in one cluster slot. A set `{namespace}:{<session>};views` indexes the
-/// session's views for [`pending_views`](MessageStore::pending_views) and
+/// JSON scored by their place in the session's arrival sequence, a counter
+/// `{namespace}:{<session>};seq` that Redis increments as messages arrive — never an
+/// application server's clock, so servers whose clocks disagree, or a clock stepped back,
+/// cannot reorder two adds to one view. The braces make the session a hash tag, so all
+/// keys of a session live in one cluster slot. A set `{namespace}:{<session>};views`
+/// indexes the session's views for [`pending_views`](MessageStore::pending_views) and
 /// [`clear_session`](MessageStore::clear_session) (`;` never occurs in a view id, so
-/// the index cannot collide with a context).
+/// neither key can collide with a context).
 ///
-/// - An add is one round trip: a `MULTI`/`EXEC` pipeline that adds, trims the context to
-///   [`per_context`](RedisOptions::per_context) (oldest first, with a warning), and
-///   refreshes the [`idle_ttl`](RedisOptions::idle_ttl) of the context and the index.
+/// - An add is one round trip: a Lua script that scores the messages with the next
+///   sequence numbers (in the order given), adds them, trims the context to
+///   [`per_context`](RedisOptions::per_context) (first arrived first, with a warning), and
+///   refreshes the [`idle_ttl`](RedisOptions::idle_ttl) of every key of the session: all
+///   its contexts, their reserves and lease sets, the index and the sequence. A session
+///   expires `idle_ttl` after its last write, whichever view was written. The script's
+///   work grows with the session's views holding messages and leases out (usually a
+///   handful).
+/// - [`put_back`](MessageStore::put_back) is one round trip too: the messages are scored
+///   below the context's lowest score, before everything it holds now, in the order
+///   given, leaving out those whose id is already there.
 /// - A take is one round trip: a Lua script reads and deletes the context atomically, so
 ///   concurrent takes never both return a message.
 /// - A request's read ([`take_leased`](MessageStore::take_leased)) moves the context into
@@ -245,8 +390,9 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 ///   is up: messages are shown at least once, never lost to a crash. The lease deadline
 ///   is on the server's clock (`TIME`), so application clocks do not matter; Redis 5 or
 ///   later.
-/// - Messages come back ordered by `created_at`, then id (members with equal scores sort
-///   by their bytes, and the JSON starts with the id's fixed-width hex).
+/// - Messages come back in the order they arrived. A reserve keeps its scores, so one
+///   put back after its lease comes back before the messages that arrived after it.
+///   A message added again whole (same JSON) stays stored once, in its place.
 /// - A stored member that does not decode is skipped with a warning.
 /// - When Redis cannot be reached or answers with an error, operations fail with
 ///   [`Error::Unavailable`] after at most `connect_timeout + response_timeout`; the
@@ -304,9 +450,11 @@ impl RedisStore {
     /// `redis://:password@host:6379/2`. The connection reconnects by itself.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad URL or namespace, [`Error::Unavailable`] if the server
-    /// cannot be reached now.
+    /// [`Error::Config`] for a bad URL, namespace, or a read lease not shorter than the
+    /// idle TTL (checked before connecting), [`Error::Unavailable`] if the server cannot
+    /// be reached now.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore> {
+        Settings::check(&options)?;
         let client = ::redis::Client::open(url).map_err(|e| config_error("redis url", &e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
@@ -328,12 +476,13 @@ impl RedisStore {
     /// Connects to Redis Cluster through any of its nodes (`redis://host:port` each).
     ///
     /// # Errors
-    /// [`Error::Config`] for bad URLs or namespace, [`Error::Unavailable`] if the cluster
-    /// cannot be reached now.
+    /// [`Error::Config`] for bad URLs or options (as for [`connect`](RedisStore::connect)),
+    /// [`Error::Unavailable`] if the cluster cannot be reached now.
     pub async fn connect_cluster<'a>(
         nodes: impl IntoIterator<Item = &'a str>,
         options: RedisOptions,
     ) -> Result<RedisStore> {
+        Settings::check(&options)?;
         let client = ClusterClient::builder(nodes)
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
@@ -352,7 +501,7 @@ impl RedisStore {
     /// store additionally bounds each operation by `connect_timeout + response_timeout`.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad namespace.
+    /// [`Error::Config`] for bad options (as for [`connect`](RedisStore::connect)).
     pub fn from_manager(manager: ConnectionManager, options: RedisOptions) -> Result<RedisStore> {
         RedisStore::new(Connection::Single(manager), options)
     }
@@ -361,7 +510,7 @@ impl RedisStore {
     /// [`from_manager`](RedisStore::from_manager) for timeouts).
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad namespace.
+    /// [`Error::Config`] for bad options (as for [`connect`](RedisStore::connect)).
     pub fn from_cluster(
         connection: ClusterConnection,
         options: RedisOptions,
@@ -370,27 +519,20 @@ impl RedisStore {
     }
 
     fn new(connection: Connection, options: RedisOptions) -> Result<RedisStore> {
-        let ns = &options.namespace;
-        let valid = !ns.is_empty()
-            && ns.len() <= MAX_NAMESPACE_BYTES
-            && ns
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
-        if !valid {
-            return Err(Error::Config(format!(
-                "redis namespace {ns:?}: 1 to {MAX_NAMESPACE_BYTES} bytes of printable ASCII without space or braces"
-            )));
-        }
-        let ttl_ms = u64::try_from(options.idle_ttl.as_millis()).unwrap_or(u64::MAX);
-        let lease_ms = u64::try_from(options.read_lease.as_millis()).unwrap_or(u64::MAX);
+        let Settings { ttl_ms, lease_ms } = Settings::check(&options)?;
         Ok(RedisStore {
-            lease_ms: lease_ms.clamp(1, MAX_TTL_MS),
+            lease_ms,
             connection,
             time_bound: time_bound(&options),
-            per_context: options.per_context.max(1),
-            ttl_ms: ttl_ms.clamp(1, MAX_TTL_MS),
+            per_context: options.per_context.clamp(1, MAX_PER_CONTEXT),
+            ttl_ms,
             namespace: options.namespace,
         })
+    }
+
+    /// The key of a session's arrival sequence: `{namespace}:{<session>};seq`.
+    fn seq_key(&self, session: &SessionKey) -> String {
+        format!("{}:{{{session}}};seq", self.namespace)
     }
 
     /// The key of a context's sorted set: `{namespace}:{<session>}:{view}`.
@@ -446,7 +588,8 @@ impl RedisStore {
         messages
     }
 
-    /// An invocation of `TAKE` or `SETTLE` on a context: its keys, the view and the token.
+    /// An invocation of `TAKE`, `SETTLE` or `DISCARD` on a context: its keys, the view and
+    /// the token.
     fn on_context<'a>(
         &self,
         script: &'a Script,
@@ -459,9 +602,42 @@ impl RedisStore {
             .key(self.context_key(session, view))
             .key(self.views_key(session))
             .key(self.leases_key(session, view))
+            .key(self.seq_key(session))
             .arg(view.as_str())
             .arg(token);
         invocation
+    }
+
+    /// Runs `WRITE` in `mode` (`add` or `back`) with `messages`, which are not empty.
+    async fn write(
+        &self,
+        mode: &str,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: &[Message],
+    ) -> Result<()> {
+        let mut invocation = WRITE.prepare_invoke();
+        invocation
+            .key(self.context_key(session, view))
+            .key(self.views_key(session))
+            .key(self.seq_key(session))
+            .arg(mode)
+            .arg(view.as_str())
+            .arg(self.per_context)
+            .arg(self.ttl_ms)
+            .arg(self.context_prefix(session));
+        for m in messages {
+            invocation
+                .arg(m.id().to_string())
+                .arg(serde_json::to_string(m)?);
+        }
+        let trimmed: usize = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        if trimmed > 0 {
+            tracing::warn!(view = %view, dropped = trimmed, cap = self.per_context, "messages: context full, oldest messages dropped");
+        }
+        Ok(())
     }
 
     /// Runs `TAKE`: with an empty token a plain take, else into a reserve under it.
@@ -512,6 +688,44 @@ fn time_bound(options: &RedisOptions) -> Duration {
     options.connect_timeout + options.response_timeout
 }
 
+/// The options a store keeps, checked.
+struct Settings {
+    ttl_ms: u64,
+    lease_ms: u64,
+}
+
+impl Settings {
+    /// Refuses a bad namespace, and a read lease not shorter than the idle TTL: a
+    /// reserve lives `idle_ttl` from the read that made it, so with a longer lease it
+    /// would expire before the lease is up and a crashed request's messages be lost.
+    fn check(options: &RedisOptions) -> Result<Settings> {
+        let ns = &options.namespace;
+        let valid = !ns.is_empty()
+            && ns.len() <= MAX_NAMESPACE_BYTES
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+        if !valid {
+            return Err(Error::Config(format!(
+                "redis namespace {ns:?}: 1 to {MAX_NAMESPACE_BYTES} bytes of printable ASCII without space or braces"
+            )));
+        }
+        let ms = |d: Duration| {
+            u64::try_from(d.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, MAX_TTL_MS)
+        };
+        let (ttl_ms, lease_ms) = (ms(options.idle_ttl), ms(options.read_lease));
+        if lease_ms >= ttl_ms {
+            return Err(Error::Config(format!(
+                "redis read_lease ({lease_ms} ms) must be shorter than idle_ttl ({ttl_ms} ms): \
+                 the reserve of a read would expire before its lease is up"
+            )));
+        }
+        Ok(Settings { ttl_ms, lease_ms })
+    }
+}
+
 #[async_trait]
 impl MessageStore for RedisStore {
     async fn add_all(
@@ -523,33 +737,21 @@ impl MessageStore for RedisStore {
         if messages.is_empty() {
             return Ok(());
         }
-        let items = messages
-            .iter()
-            .map(|m| Ok((m.created_at(), serde_json::to_string(m)?)))
-            .collect::<Result<Vec<(u64, String)>>>()?;
-        let key = self.context_key(session, view);
-        let index = self.views_key(session);
-        let ttl = i64::try_from(self.ttl_ms).unwrap_or(i64::MAX);
-        let keep = isize::try_from(self.per_context).unwrap_or(isize::MAX);
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .zadd_multiple(&key, &items)
-            .ignore()
-            // Ranks count from the oldest: everything but the newest `keep` goes.
-            .zremrangebyrank(&key, 0, -(keep + 1))
-            .pexpire(&key, ttl)
-            .ignore()
-            .sadd(&index, view.as_str())
-            .ignore()
-            .pexpire(&index, ttl)
-            .ignore();
-        let (trimmed,): (usize,) = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
-        if trimmed > 0 {
-            tracing::warn!(view = %view, dropped = trimmed, cap = self.per_context, "messages: context full, oldest messages dropped");
+        self.write("add", session, view, &messages).await
+    }
+
+    /// Before everything the context holds now, in the order given, leaving out messages
+    /// whose id is already there; one round trip.
+    async fn put_back(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.write("back", session, view, &messages).await
     }
 
     async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
@@ -596,11 +798,8 @@ impl MessageStore for RedisStore {
     }
 
     async fn discard(&self, session: &SessionKey, view: &ViewId) -> Result<()> {
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .del(self.context_key(session, view))
-            .srem(self.views_key(session), view.as_str());
-        self.run(|mut c| async move { pipe.exec_async(&mut c).await })
+        let invocation = self.on_context(&DISCARD, session, view, "");
+        self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
             .await
     }
 
@@ -608,6 +807,7 @@ impl MessageStore for RedisStore {
         let mut invocation = CLEAR_SESSION.prepare_invoke();
         invocation
             .key(self.views_key(session))
+            .key(self.seq_key(session))
             .arg(self.context_prefix(session));
         let _cleared: usize = self
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
