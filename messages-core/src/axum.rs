@@ -53,7 +53,9 @@
 //! again by the next request (never lost). A response with a 5xx status commits as a
 //! failure, so the messages it read are kept for the next request. If the request is
 //! cancelled before the handler returns (the client went away), the layer still commits,
-//! as a failure, on a spawned task, so messages the handler took are not lost.
+//! as a failure, on a spawned task, so messages the handler took are not lost; if it is
+//! cancelled while committing (a timeout layer outside this one), the commit finishes on
+//! a spawned task, so nothing the handler added is lost either.
 //!
 //! Nesting is harmless: an inner `MessagesLayer` sees the outer one's
 //! [`RequestMessages`] and leaves the request to it.
@@ -182,10 +184,14 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let mut response = inner.call(req).await?;
-                if let Some(request) = guard.0.take() {
+                // The guard stays armed through the commit, which finishes on its own
+                // if dropped midway (see `RequestMessages::commit`).
+                if let Some(request) = guard.0.as_ref() {
                     let committed = request.commit(!response.status().is_server_error()).await;
                     apply(committed, response.headers_mut());
                 }
+                // Committed: disarm the guard.
+                drop(guard.0.take());
                 Ok(response)
             }),
         }

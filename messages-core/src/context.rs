@@ -31,6 +31,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -204,6 +206,8 @@ struct CookieState {
     raw: Vec<Result<String, CookieError>>,
     /// `Some` once decoded (an invalid cookie decodes to empty).
     decoded: Option<CookiePayload>,
+    /// When the newest valid messages cookie was signed, once decoded.
+    newest: Option<u64>,
     /// The cookie must be written (or removed) by the response.
     dirty: bool,
 }
@@ -211,9 +215,15 @@ struct CookieState {
 #[derive(Debug, Default)]
 #[allow(clippy::struct_excessive_bools)] // independent facts about one view in one request
 struct ViewState {
+    /// What the request holds of the view once loaded, in order: the stored messages,
+    /// then the adds moved in by later loads. Only ever appended to (or cleared), so every
+    /// list handed out is a prefix of it.
     loaded: Vec<Message>,
     is_loaded: bool,
-    consumed: Arc<AtomicBool>,
+    /// One entry per list handed out: its "rendered" flag and its length (a prefix of
+    /// `loaded`). What was rendered is the longest rendered prefix, and only that is
+    /// consumed: an add made after a list was rendered stays unshown.
+    lists: Vec<(Arc<AtomicBool>, usize)>,
     queued: Vec<Message>,
     discard: bool,
     expect_later: bool,
@@ -290,6 +300,7 @@ impl State {
                         );
                         self.cookie.dirty = true;
                     }
+                    self.cookie.newest = best.as_ref().map(|(at, _)| *at);
                     best.map(|(_, p)| p).unwrap_or_default()
                 }
             };
@@ -298,6 +309,95 @@ impl State {
         self.cookie
             .decoded
             .get_or_insert_with(CookiePayload::default)
+    }
+}
+
+impl ViewState {
+    /// How many of `loaded` (a prefix) a rendered list held.
+    fn shown(&self) -> usize {
+        self.lists
+            .iter()
+            .filter(|(rendered, _)| rendered.load(Ordering::Acquire))
+            .map(|(_, len)| *len)
+            .max()
+            .unwrap_or(0)
+            .min(self.loaded.len())
+    }
+}
+
+/// The messages cookie of a response that leaves no messages in it: nothing if the request
+/// brought none; a tombstone (a signed empty value, see [`CookieStore`]) if it brought a
+/// valid one of its session, so no stale copy of that cookie can outrank it; otherwise a
+/// removal (no valid cookie, or the session changed: old copies are bound to the old key).
+/// A tombstone stores nothing: it never causes a new session cookie.
+fn cleared_cookie(names: &CookieSettings, st: &State, cs: &CookieStore) -> Option<String> {
+    if !st.cookie.present {
+        return None;
+    }
+    match (&st.session, st.cookie.newest) {
+        (Some(session), Some(newest)) if !st.session_new => {
+            let now = now_ms();
+            let signed_at = CookieStore::signing_time(now, Some(newest));
+            let (value, max_age) = cs.tombstone(&names.messages_name, session, signed_at, now);
+            Some(names.set_cookie_for(&names.messages_name, &value, max_age))
+        }
+        _ => Some(names.set_cookie(&names.messages_name, None)),
+    }
+}
+
+/// What a commit writes for one view.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Loaded and not shown: goes back before everything the store holds now.
+    back: Vec<Message>,
+    /// Added by the request, in order.
+    added: Vec<Message>,
+}
+
+impl Pending {
+    /// Everything, in display order.
+    fn into_list(self) -> Vec<Message> {
+        let mut list = self.back;
+        list.extend(self.added);
+        list
+    }
+
+    /// Writes to a server store: one call, a put-back when anything goes back.
+    async fn write(
+        self,
+        store: &dyn MessageStore,
+        session: &SessionKey,
+        view: &ViewId,
+    ) -> Result<()> {
+        if self.back.is_empty() {
+            store.add_all(session, view, self.added).await
+        } else {
+            store.put_back(session, view, self.into_list()).await
+        }
+    }
+}
+
+/// The rest of a commit, boxed so that it can outlive a dropped [`RequestMessages::commit`].
+type Finishing = Pin<Box<dyn Future<Output = Committed> + Send>>;
+
+/// Runs the rest of a commit on a spawned task if the commit's future is dropped first,
+/// marked as cancelled (the response never went out).
+struct FinishOnDrop {
+    rest: Option<Finishing>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        let Some(rest) = self.rest.take() else { return };
+        self.cancelled.store(true, Ordering::Release);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(rest);
+        } else {
+            tracing::error!(
+                "messages: commit cancelled outside a tokio runtime, its remaining store writes are lost"
+            );
+        }
     }
 }
 
@@ -438,10 +538,18 @@ impl RequestMessages {
     ///
     /// `success` is false for a failed response (a 5xx): then messages read by the request
     /// are kept for the next one, since the person did not see them. Messages loaded but
-    /// never iterated are kept either way. Store errors are logged, never returned: the
-    /// response goes out. A second call does nothing.
+    /// never rendered are kept either way. Store errors are logged, never returned: the
+    /// response goes out. A second call does nothing; a request that never touched
+    /// messages commits to nothing, whatever cookies it carried.
+    ///
+    /// Cancel-safe: if this future is dropped before it completes (a timeout outside the
+    /// framework's layer, a reset stream), the rest of the commit runs on a task spawned
+    /// on the current tokio runtime, so nothing the request added is lost. Since that
+    /// response never went out, the rest runs as a failure where it still can: a store
+    /// with read leases is not told the read was shown (it puts the messages back when
+    /// the lease is up), and another server store gets back what the request rendered.
     pub async fn commit(&self, success: bool) -> Committed {
-        let mut st = {
+        let st = {
             let mut guard = self.state();
             if guard.committed {
                 return Committed::default();
@@ -450,11 +558,34 @@ impl RequestMessages {
             guard.committed = true;
             st
         };
-        let config = &self.inner.config;
+        if !st.touched {
+            return Committed::default();
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut finishing = FinishOnDrop {
+            rest: Some(Box::pin(self.clone().finish(
+                st,
+                success,
+                Arc::clone(&cancelled),
+            ))),
+            cancelled,
+        };
+        let committed = match finishing.rest.as_mut() {
+            Some(rest) => rest.await,
+            None => Committed::default(),
+        };
+        finishing.rest = None;
+        committed
+    }
+
+    /// The commit's store I/O and cookies, on the state taken out of the request.
+    async fn finish(self, mut st: State, success: bool, cancelled: Arc<AtomicBool>) -> Committed {
+        let config = Arc::clone(&self.inner.config);
         let names = &config.cookies;
         let mut touched = st.touched;
 
-        let mut to_store: BTreeMap<ViewId, Vec<Message>> = BTreeMap::new();
+        let mut to_store: BTreeMap<ViewId, Pending> = BTreeMap::new();
+        let mut shown_lists = Vec::new();
         let mut discards = Vec::new();
         let mut expect = Vec::new();
         let mut leases = Vec::new();
@@ -465,21 +596,25 @@ impl RequestMessages {
             if let Some(lease) = vs.lease.take() {
                 leases.push((view.clone(), lease));
             }
-            let mut list = if vs.is_loaded && !(success && vs.consumed.load(Ordering::Acquire)) {
-                vs.loaded
-            } else {
-                Vec::new()
-            };
-            list.extend(vs.queued);
+            let shown = if success { vs.shown() } else { 0 };
+            let back = vs.loaded.split_off(shown);
             if vs.discard {
                 discards.push(view.clone());
             }
             if vs.expect_later {
                 expect.push(view.clone());
             }
-            if !list.is_empty() {
-                list.sort_by_key(Message::order_key);
-                to_store.insert(view, list);
+            if !vs.loaded.is_empty() {
+                shown_lists.push((view.clone(), vs.loaded));
+            }
+            if !back.is_empty() || !vs.queued.is_empty() {
+                to_store.insert(
+                    view,
+                    Pending {
+                        back,
+                        added: vs.queued,
+                    },
+                );
             }
         }
 
@@ -502,8 +637,8 @@ impl RequestMessages {
                 if !to_store.is_empty() {
                     match st.session_or_new() {
                         Ok(session) => {
-                            for (view, list) in to_store {
-                                match store.add_all(&session, &view, list).await {
+                            for (view, pending) in to_store {
+                                match pending.write(store.as_ref(), &session, &view).await {
                                     Ok(()) => stored = true,
                                     Err(e) => {
                                         log_store_error("add", &e);
@@ -556,17 +691,30 @@ impl RequestMessages {
                 }
             }
         }
-        if !leases.is_empty() {
-            let server = match &config.storage {
-                Storage::Server(store) => Some(store),
-                Storage::Fallback(fb) => Some(&fb.server),
-                Storage::Cookie(_) => None,
-            };
+        let server = match &config.storage {
+            Storage::Server(store) => Some(store),
+            Storage::Fallback(fb) => Some(&fb.server),
+            Storage::Cookie(_) => None,
+        };
+        if let Some(server) = server {
             for (view, (session, lease)) in leases {
-                if let Some(server) = server.filter(|_| !failed.contains(&view))
-                    && let Err(e) = server.settle(&session, &view, lease).await
-                {
+                // A cancelled response was never seen: leave the lease to run out.
+                if failed.contains(&view) || cancelled.load(Ordering::Acquire) {
+                    continue;
+                }
+                if let Err(e) = server.settle(&session, &view, lease).await {
                     log_store_error("settle", &e);
+                }
+            }
+        }
+        if cancelled.load(Ordering::Acquire)
+            && let (Storage::Server(store), Some(session)) = (&config.storage, &st.session)
+        {
+            // Without a lease the store no longer holds what the request rendered, and the
+            // response that rendered it never went out: give it back.
+            for (view, list) in shown_lists {
+                if let Err(e) = store.put_back(session, &view, list).await {
+                    log_store_error("put_back", &e);
                 }
             }
         }
@@ -576,6 +724,8 @@ impl RequestMessages {
             (Some(session), true) => {
                 Some(names.set_cookie(&names.session_name, Some(session.as_str())))
             }
+            // Only a request that touched messages gets here (see `commit`): a malformed
+            // session cookie is not removed by responses that never use it.
             _ if (st.ended.is_some() || st.bad_session_cookie) && !st.session_new => {
                 Some(names.set_cookie(&names.session_name, None))
             }
@@ -599,7 +749,7 @@ impl RequestMessages {
         st: &mut State,
         cs: &CookieStore,
         server: Option<&Arc<dyn MessageStore>>,
-        to_store: BTreeMap<ViewId, Vec<Message>>,
+        to_store: BTreeMap<ViewId, Pending>,
         discards: &[ViewId],
         expect: &[ViewId],
     ) -> (bool, Option<String>, BTreeSet<ViewId>) {
@@ -615,27 +765,40 @@ impl RequestMessages {
                 log_store_error("discard", &e);
             }
         }
-        for (view, list) in to_store {
-            let entry = payload.views.entry(view).or_default();
-            entry.extend(list);
-            entry.sort_by_key(Message::order_key);
+        let mut stored = false;
+        for (view, pending) in to_store {
+            // A view whose later part is in the server store gets its adds there too,
+            // after that part, so arrival order holds across the two.
+            if let (Some(server), Some(session)) = (server, &st.session)
+                && payload.is_spilled(&view)
+            {
+                match pending.write(server.as_ref(), session, &view).await {
+                    Ok(()) => stored = true,
+                    Err(e) => {
+                        log_store_error("add", &e);
+                        failed.insert(view);
+                    }
+                }
+            } else {
+                payload
+                    .views
+                    .entry(view)
+                    .or_default()
+                    .extend(pending.into_list());
+            }
         }
         if server.is_some() {
             payload.spilled.extend(expect.iter().cloned());
         }
         if payload.is_empty() {
-            let removal = st
-                .cookie
-                .present
-                .then(|| names.set_cookie(&names.messages_name, None));
-            return (false, removal, failed);
+            return (stored, cleared_cookie(names, st, cs), failed);
         }
         let session = match st.session_or_new() {
             Ok(s) => s,
             Err(e) => {
                 log_store_error("session", &e);
                 failed.extend(payload.views.into_keys());
-                return (false, None, failed);
+                return (stored, None, failed);
             }
         };
         let keep = if server.is_some() {
@@ -643,9 +806,10 @@ impl RequestMessages {
         } else {
             Keep::Newest
         };
+        let signed_at = CookieStore::signing_time(now_ms(), st.cookie.newest);
         let (value, overflow) =
-            cs.encode_within_budget(payload, &names.messages_name, &session, now_ms(), keep);
-        let mut stored = value.is_some();
+            cs.encode_within_budget(payload, &names.messages_name, &session, signed_at, keep);
+        stored |= value.is_some();
         if !overflow.is_empty() {
             let count: usize = overflow.values().map(Vec::len).sum();
             match server {
@@ -655,8 +819,10 @@ impl RequestMessages {
                     "messages: cookie full, oldest messages dropped"
                 ),
                 Some(server) => {
+                    // What spills is the cookie's part, which comes before anything the
+                    // server store already holds of the view.
                     for (view, list) in overflow {
-                        match server.add_all(&session, &view, list).await {
+                        match server.put_back(&session, &view, list).await {
                             Ok(()) => stored = true,
                             Err(e) => {
                                 log_store_error("add", &e);
@@ -669,10 +835,7 @@ impl RequestMessages {
         }
         let cookie = match value {
             Some(v) => Some(names.set_cookie(&names.messages_name, Some(&v))),
-            None => st
-                .cookie
-                .present
-                .then(|| names.set_cookie(&names.messages_name, None)),
+            None => cleared_cookie(names, st, cs),
         };
         (stored, cookie, failed)
     }
@@ -727,7 +890,6 @@ impl RequestMessages {
                 Err(e) => log_store_error("take", &e),
             }
         }
-        found.sort_by_key(Message::order_key);
         let mut st = self.state();
         if delivered
             && st
@@ -740,70 +902,89 @@ impl RequestMessages {
         }
         let vs = st.views.entry(view.clone()).or_default();
         vs.loaded.append(&mut found);
-        vs.loaded.sort_by_key(Message::order_key);
         vs.is_loaded = true;
         vs.lease = lease;
     }
 
-    /// What the request itself holds of a view (queued, loaded, in the cookie), and the
-    /// server store holding the rest with the session to ask it for, if any.
-    fn held(&self, view: &ViewId) -> (Vec<Message>, Option<ServerPart>) {
+    /// What the request holds of a view, in order: the messages before the server
+    /// store's part (loaded, or in the cookie), the server store with the session to ask
+    /// it for (if it holds a part), and the adds queued by this request.
+    fn held(&self, view: &ViewId) -> Held {
         let config = &self.inner.config;
         let mut st = self.state();
         st.touched = true;
-        let mut found = st
+        let queued = st
             .views
             .get(view)
             .map(|vs| vs.queued.clone())
             .unwrap_or_default();
         if let Some(vs) = st.views.get(view).filter(|vs| vs.is_loaded) {
-            found.extend(vs.loaded.iter().cloned());
-            return (found, None);
+            return Held {
+                before: vs.loaded.clone(),
+                server: None,
+                queued,
+            };
         }
+        let mut before = Vec::new();
         let mut server = None;
         match &config.storage {
             Storage::Server(store) => server = Some(Arc::clone(store)),
             Storage::Cookie(cs) => {
                 let p = st.payload(cs, &config.cookies.messages_name);
-                found.extend(p.views.get(view).cloned().unwrap_or_default());
+                before.extend(p.views.get(view).cloned().unwrap_or_default());
             }
             Storage::Fallback(fb) => {
                 let p = st.payload(&fb.cookie, &config.cookies.messages_name);
-                found.extend(p.views.get(view).cloned().unwrap_or_default());
+                before.extend(p.views.get(view).cloned().unwrap_or_default());
                 if p.is_spilled(view) {
                     server = Some(Arc::clone(&fb.server));
                 }
             }
         }
-        (found, server.zip(st.session.clone()))
+        Held {
+            before,
+            server: server.zip(st.session.clone()),
+            queued,
+        }
     }
 
     /// A view's messages without taking them (store I/O unless already loaded).
     async fn peek(&self, view: &ViewId) -> Vec<Message> {
-        let (mut found, server) = self.held(view);
+        let Held {
+            mut before,
+            server,
+            queued,
+        } = self.held(view);
         if let Some((server, session)) = server {
             match server.peek(&session, view).await {
-                Ok(more) => found.extend(more),
+                Ok(more) => before.extend(more),
                 Err(e) => log_store_error("peek", &e),
             }
         }
-        found.sort_by_key(Message::order_key);
-        found
+        before.extend(queued);
+        before
     }
 
     /// How many messages a view holds (store I/O unless already loaded, without fetching
     /// the stored messages).
     async fn count(&self, view: &ViewId) -> usize {
-        let (found, server) = self.held(view);
+        let held = self.held(view);
         let mut stored = 0;
-        if let Some((server, session)) = server {
-            match server.count(&session, view).await {
+        if let Some((server, session)) = &held.server {
+            match server.count(session, view).await {
                 Ok(n) => stored = n,
                 Err(e) => log_store_error("count", &e),
             }
         }
-        found.len() + stored
+        held.before.len() + stored + held.queued.len()
     }
+}
+
+/// What a request holds of one view, in display order; see [`RequestMessages::held`].
+struct Held {
+    before: Vec<Message>,
+    server: Option<ServerPart>,
+    queued: Vec<Message>,
 }
 
 /// The messages of one view in one request — what `self` is inside a
@@ -861,8 +1042,8 @@ impl Context {
         }
     }
 
-    /// This view's messages, oldest first: the stored ones and those added so far in this
-    /// request. Loading reserves them for this request (a concurrent request does not get
+    /// This view's messages, in arrival order: the stored ones, then those added so far
+    /// in this request. Loading reserves them for this request (a concurrent request does not get
     /// them); iterating or serializing the list consumes them. A list never iterated, or
     /// a failed response, keeps them for the next request.
     pub async fn messages(&self) -> MessageList {
@@ -871,9 +1052,11 @@ impl Context {
         let vs = st.views.entry(self.view.clone()).or_default();
         let mut queued = std::mem::take(&mut vs.queued);
         vs.loaded.append(&mut queued);
+        let rendered = Arc::new(AtomicBool::new(false));
+        vs.lists.push((Arc::clone(&rendered), vs.loaded.len()));
         MessageList {
             messages: vs.loaded.clone(),
-            consumed: Arc::clone(&vs.consumed),
+            rendered,
         }
     }
 
@@ -893,6 +1076,7 @@ impl Context {
         st.touched = true;
         let vs = st.views.entry(self.view.clone()).or_default();
         vs.loaded.clear();
+        vs.lists.clear();
         vs.queued.clear();
         vs.is_loaded = true;
         vs.discard = true;
@@ -918,11 +1102,14 @@ impl Context {
 ///
 /// Iterating (`for m in &list`, [`iter`](MessageList::iter)), serializing, or
 /// [`into_vec`](MessageList::into_vec) consumes them: they will not be shown again.
+/// Exactly the messages this list holds are consumed: one added to the view after the list
+/// was loaded is not, even if a later list of the view holding it is never rendered.
 /// [`len`](MessageList::len) and [`is_empty`](MessageList::is_empty) do not.
 #[derive(Clone)]
 pub struct MessageList {
     messages: Vec<Message>,
-    consumed: Arc<AtomicBool>,
+    /// Shared with the request (and with clones of this list): set once rendered.
+    rendered: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for MessageList {
@@ -933,7 +1120,7 @@ impl fmt::Debug for MessageList {
 
 impl MessageList {
     fn consume(&self) {
-        self.consumed.store(true, Ordering::Release);
+        self.rendered.store(true, Ordering::Release);
     }
     /// How many messages; does not consume.
     pub fn len(&self) -> usize {

@@ -87,19 +87,6 @@ pub mod __private {
     #[cfg(feature = "axum")]
     pub type Extractor = crate::axum::Messages;
 
-    /// Implemented by the hidden marker type `#[with_messages]` emits beside a free
-    /// handler function (same name, type namespace), so `view_of!(path::handler)` is
-    /// checked by the compiler.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` is not a view declared with `#[with_messages]`",
-        label = "not a `#[with_messages]` handler",
-        note = "`view_of!` and `#[with_messages(view = ...)]` name a free function annotated with `#[with_messages]`"
-    )]
-    pub trait ViewHandler {
-        /// The view the handler declared.
-        const VIEW: &'static crate::View;
-    }
-
     /// What a `#[with_messages]` handler's messages parameter turns into the view's
     /// [`Context`](crate::Context).
     pub trait IntoContext {

@@ -133,7 +133,9 @@ pub(crate) fn now_ms() -> u64 {
 /// [`MAX_TAGS`] or longer than [`MAX_TAG_BYTES`] and data over [`MAX_DATA_BYTES`] are
 /// dropped, each with a `tracing` warning. Decoding JSON that breaks a bound fails.
 ///
-/// Messages order by `created_at`, then `id`.
+/// A view's messages are shown in the order they arrived in the store (a sequence the
+/// store assigns), not by `created_at`: that is the clock of whichever app server made
+/// the message, and two servers' clocks may disagree.
 ///
 /// ```
 /// use messages_core::{Level, Message};
@@ -301,7 +303,8 @@ impl Message {
     pub fn created_at(&self) -> u64 {
         self.created_at
     }
-    /// The ordering key: `(created_at, id)`.
+    /// `(created_at, id)`: the time order of this process's messages (ids grow within a
+    /// process). Not the display order, which is arrival order in the store.
     pub fn order_key(&self) -> (u64, MessageId) {
         (self.created_at, self.id)
     }

@@ -19,9 +19,7 @@
 //! impl MessageStore for MapStore {
 //!     async fn add_all(&self, s: &SessionKey, v: &ViewId, msgs: Vec<Message>) -> Result<()> {
 //!         let mut map = self.0.lock().unwrap();
-//!         let list = map.entry((s.clone(), v.clone())).or_default();
-//!         list.extend(msgs);
-//!         list.sort_by_key(Message::order_key);
+//!         map.entry((s.clone(), v.clone())).or_default().extend(msgs); // arrival order
 //!         Ok(())
 //!     }
 //!     async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
@@ -120,15 +118,16 @@ pub struct Taken {
 
 /// A server-side home for messages, keyed by context: (session, view).
 ///
-/// Implementations keep each context's messages ordered by
-/// [`Message::order_key`], apply their per-context cap oldest-first, and make
-/// [`take`](MessageStore::take) atomic: two concurrent takes of one context never both
-/// return a message. All methods are cancel-safe in the sense that a dropped future
-/// leaves the store consistent.
+/// Implementations keep each context's messages in the order they **arrived in the
+/// store** (a sequence the store assigns, never the app's clock: two app servers with
+/// skewed clocks, or a clock stepped back, must not reorder two adds to one view; the
+/// messages of one [`add_all`](MessageStore::add_all) keep their order),
+/// apply their per-context cap oldest-first, and make [`take`](MessageStore::take)
+/// atomic: two concurrent takes of one context never both return a message. All methods
+/// are cancel-safe in the sense that a dropped future leaves the store consistent.
 #[async_trait]
 pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
-    /// Adds messages to a context (they may be older than the ones present: each context
-    /// stays ordered).
+    /// Adds messages to a context, after every message it holds, in the order given.
     async fn add_all(
         &self,
         session: &SessionKey,
@@ -139,6 +138,23 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
     /// Adds one message to a context — out of band, from a background job, say.
     async fn add(&self, session: &SessionKey, view: &ViewId, message: Message) -> Result<()> {
         self.add_all(session, view, vec![message]).await
+    }
+
+    /// Puts back messages a request took from this context and did not show (the
+    /// response failed, or the list was never rendered): they go **before** every message
+    /// the context holds now, in the order given, since everything there now arrived
+    /// after they were taken. Messages already present (by id) are not added twice.
+    ///
+    /// The default adds them at the end with [`add_all`](MessageStore::add_all), which is
+    /// right for a store that orders by [`Message::order_key`] and only slightly off
+    /// (put-back messages after newer ones) for one that orders by arrival.
+    async fn put_back(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        self.add_all(session, view, messages).await
     }
 
     /// Removes and returns a context's messages, oldest first, atomically.

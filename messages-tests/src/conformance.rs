@@ -1,7 +1,7 @@
 //! The [`MessageStore`] contract, written once and run against every backend
 //! ([`MemoryStore`](messages_core::MemoryStore), `RedisStore` on one server and on Redis
-//! Cluster): bound, ordered, exactly once under concurrency, capped oldest-first,
-//! discard, session clearing, pending views, idle expiry.
+//! Cluster): bound, ordered by arrival, put back first, exactly once under concurrency,
+//! capped oldest-first, discard, session clearing, pending views, idle expiry.
 //!
 //! Every case uses fresh random sessions, so the suite can run on a store that holds
 //! other data. [`run`] needs a multi-threaded tokio runtime (the concurrency case spawns
@@ -43,7 +43,8 @@ const C: ViewId = ViewId::from_static("app::c");
 /// `per_context` is the store's cap.
 pub async fn run(store: Arc<dyn MessageStore>, per_context: usize) {
     bound_to_session_and_view(&*store).await;
-    ordered_by_time_then_id(&*store).await;
+    ordered_by_arrival(&*store).await;
+    put_back_goes_before_newer_messages(&*store).await;
     exactly_once_in_sequence(&*store).await;
     readding_a_message_does_not_duplicate_it(&*store).await;
     cap_drops_oldest(&*store, per_context).await;
@@ -71,35 +72,40 @@ pub async fn bound_to_session_and_view(store: &dyn MessageStore) {
     assert!(store.pending_views(&s1).await.unwrap().is_empty());
 }
 
-/// Messages come back by `created_at`, ties by id — whatever order they were added in.
-pub async fn ordered_by_time_then_id(store: &dyn MessageStore) {
+/// Messages come back in the order they arrived in the store — never by `created_at`
+/// (the clock of whichever application server made them: two servers' clocks may
+/// disagree, or one may step back) — and one `add_all` keeps its order.
+pub async fn ordered_by_arrival(store: &dyn MessageStore) {
     let s = session();
-    // Made in this order, so ids increase; the two at 2 000 ms tie on time.
-    let oldest = Message::info("a").with_created_at(1_000);
-    let tie_first = Message::info("b").with_created_at(2_000);
-    let tie_second = Message::info("c").with_created_at(2_000);
-    let newer = Message::info("d").with_created_at(3_000);
-    assert!(tie_first.id() < tie_second.id());
-    store.add(&s, &A, newer).await.unwrap();
-    store.add(&s, &A, tie_second).await.unwrap();
+    let now = Message::info("clock").created_at();
+    let (ahead, behind) = (now + 60_000, now - 60_000);
     store
-        .add_all(&s, &A, vec![tie_first, oldest])
+        .add(&s, &A, Message::info("a").with_created_at(ahead))
         .await
         .unwrap();
-    store.add(&s, &A, Message::info("e")).await.unwrap();
-    assert_eq!(
-        texts(&store.peek(&s, &A).await.unwrap()),
-        ["a", "b", "c", "d", "e"]
-    );
-    assert_eq!(store.count(&s, &A).await.unwrap(), 5);
+    store
+        .add(&s, &A, Message::info("b").with_created_at(behind))
+        .await
+        .unwrap();
+    let batch = vec![
+        Message::info("c").with_created_at(ahead),
+        Message::info("d").with_created_at(behind),
+        Message::info("e").with_created_at(now),
+    ];
+    store.add_all(&s, &A, batch).await.unwrap();
+    store.add(&s, &A, Message::info("f")).await.unwrap();
+    let all = ["a", "b", "c", "d", "e", "f"];
+    assert_eq!(texts(&store.peek(&s, &A).await.unwrap()), all);
+    assert_eq!(store.count(&s, &A).await.unwrap(), all.len());
 
-    // Many equal timestamps: id order (the ids' text order is their numeric order).
-    let ties: Vec<Message> = (0..20)
-        .map(|i| Message::info(format!("t{i:02}")).with_created_at(5_000))
+    // One batch keeps its order, even against the ids' and the timestamps' order.
+    let made: Vec<Message> = (0..20)
+        .map(|i| Message::info(format!("t{i:02}")).with_created_at(5_000 + (i % 3)))
         .collect();
-    let mut shuffled = ties.clone();
+    let mut shuffled = made;
     shuffled.reverse();
     shuffled.swap(3, 11);
+    let want: Vec<MessageId> = shuffled.iter().map(Message::id).collect();
     store.add_all(&s, &B, shuffled).await.unwrap();
     let got: Vec<MessageId> = store
         .take(&s, &B)
@@ -108,12 +114,58 @@ pub async fn ordered_by_time_then_id(store: &dyn MessageStore) {
         .iter()
         .map(Message::id)
         .collect();
-    let want: Vec<MessageId> = ties.iter().map(Message::id).collect();
-    assert_eq!(got, want, "ties come back in id order");
+    assert_eq!(got, want, "a batch comes back in the order given");
+    assert_eq!(texts(&store.take(&s, &A).await.unwrap()), all);
+}
+
+/// Messages a request took and did not show go back before everything the context
+/// holds now (all of it arrived after they were taken), in the order given, and a
+/// message already there (same id) is not added twice.
+pub async fn put_back_goes_before_newer_messages(store: &dyn MessageStore) {
+    let s = session();
+    let now = Message::info("clock").created_at();
+    store
+        .add_all(
+            &s,
+            &A,
+            vec![
+                Message::info("a").with_created_at(now + 60_000),
+                Message::info("b").with_created_at(now - 60_000),
+            ],
+        )
+        .await
+        .unwrap();
+    let taken = store.take(&s, &A).await.unwrap();
+    assert_eq!(texts(&taken), ["a", "b"]);
+    store
+        .add(&s, &A, Message::info("c").with_created_at(now - 120_000))
+        .await
+        .unwrap();
+    store.put_back(&s, &A, taken.clone()).await.unwrap();
+    assert_eq!(texts(&store.peek(&s, &A).await.unwrap()), ["a", "b", "c"]);
+    // Already present: nothing added, nothing moved.
+    store
+        .put_back(&s, &A, vec![taken[1].clone()])
+        .await
+        .unwrap();
+    assert_eq!(texts(&store.peek(&s, &A).await.unwrap()), ["a", "b", "c"]);
+    store.add(&s, &A, Message::info("d")).await.unwrap();
     assert_eq!(
         texts(&store.take(&s, &A).await.unwrap()),
-        ["a", "b", "c", "d", "e"]
+        ["a", "b", "c", "d"]
     );
+
+    // Into an empty context: in the order given, before what is added next.
+    let back = vec![
+        Message::info("x").with_created_at(now + 60_000),
+        Message::info("y").with_created_at(now - 60_000),
+    ];
+    store.put_back(&s, &B, back).await.unwrap();
+    store.add(&s, &B, Message::info("z")).await.unwrap();
+    assert_eq!(texts(&store.take(&s, &B).await.unwrap()), ["x", "y", "z"]);
+    // Nothing to put back stores nothing.
+    store.put_back(&s, &C, Vec::new()).await.unwrap();
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
 }
 
 /// Peek and count do not consume; take does, once.
@@ -220,20 +272,32 @@ pub async fn pending_views_lists_views_with_messages(store: &dyn MessageStore) {
 pub async fn exactly_once_under_concurrency(store: &Arc<dyn MessageStore>, per_context: usize) {
     let s = session();
     let adds = CONCURRENT_ADDS.min(per_context);
+    let messages: Vec<Message> = (0..adds).map(|i| Message::info(format!("c{i}"))).collect();
+    // Where each message is in the order of the adds.
+    let position: Arc<HashMap<MessageId, usize>> = Arc::new(
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id(), i))
+            .collect(),
+    );
     let done = Arc::new(AtomicBool::new(false));
     let takers: Vec<_> = (0..TAKERS)
         .map(|_| {
             let (store, s, done) = (Arc::clone(store), s.clone(), Arc::clone(&done));
+            let position = Arc::clone(&position);
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 loop {
                     let finished = done.load(Ordering::Acquire);
                     let batch = store.take(&s, &A).await.unwrap();
+                    let at: Vec<Option<usize>> = batch
+                        .iter()
+                        .map(|m| position.get(&m.id()).copied())
+                        .collect();
                     assert!(
-                        batch
-                            .windows(2)
-                            .all(|w| w[0].order_key() < w[1].order_key()),
-                        "one take is ordered"
+                        at.windows(2).all(|w| w[0] < w[1]),
+                        "one take is in the order of the adds: {at:?}"
                     );
                     got.extend(batch.iter().map(Message::id));
                     if finished {
@@ -245,8 +309,7 @@ pub async fn exactly_once_under_concurrency(store: &Arc<dyn MessageStore>, per_c
         })
         .collect();
     let mut added = Vec::with_capacity(adds);
-    for i in 0..adds {
-        let m = Message::info(format!("c{i}"));
+    for (i, m) in messages.into_iter().enumerate() {
         added.push(m.id());
         store.add(&s, &A, m).await.unwrap();
         if i % 8 == 0 {

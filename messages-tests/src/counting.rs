@@ -10,7 +10,8 @@ use messages_core::{Lease, Message, MessageStore, Result, SessionKey, Taken, Vie
 /// How many times each [`MessageStore`] method was called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
-    /// [`MessageStore::add_all`] (and `add`, which calls it).
+    /// [`MessageStore::add_all`] (and `add`, which calls it) and [`MessageStore::put_back`]:
+    /// the writes.
     pub add_all: usize,
     /// [`MessageStore::take`] and [`MessageStore::take_leased`].
     pub take: usize,
@@ -174,6 +175,10 @@ impl MessageStore for CountingStore {
     async fn add_all(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
         hit(&self.counters.add_all);
         self.inner.add_all(s, v, m).await
+    }
+    async fn put_back(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
+        hit(&self.counters.add_all);
+        self.inner.put_back(s, v, m).await
     }
     async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
         hit(&self.counters.take);

@@ -51,6 +51,29 @@ pub enum Op {
     AddThenRead { browser: usize, view: usize },
     /// A request that touches no messages at all.
     Nothing { browser: usize },
+    /// One request doing several things to one view, in order; the response fails
+    /// unless `success`.
+    Mixed {
+        browser: usize,
+        view: usize,
+        steps: Vec<Step>,
+        success: bool,
+    },
+}
+
+/// One step of an [`Op::Mixed`] request.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// Adds one message.
+    Add,
+    /// Loads the view's messages (`messages()`) and keeps the list, unrendered.
+    Load,
+    /// Renders one of the lists loaded so far (the index is taken modulo their number).
+    Render(usize),
+    /// Peeks.
+    Peek,
+    /// Counts.
+    Count,
 }
 
 /// The proptest settings of the property tests: `cases` cases, the XorShift generator
@@ -78,9 +101,21 @@ pub fn ops(browsers: usize, max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => b.clone().prop_map(|browser| Op::EndSession { browser }),
         1 => (b.clone(), v.clone()).prop_map(|(browser, view)| Op::ReadThenAdd { browser, view }),
         1 => (b.clone(), v.clone()).prop_map(|(browser, view)| Op::AddThenRead { browser, view }),
-        1 => b.prop_map(|browser| Op::Nothing { browser }),
+        1 => b.clone().prop_map(|browser| Op::Nothing { browser }),
+        3 => (b, v, prop::collection::vec(step(), 1..8), prop::bool::weighted(0.8))
+            .prop_map(|(browser, view, steps, success)| Op::Mixed { browser, view, steps, success }),
     ];
     prop::collection::vec(op, 1..=max_len)
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Add),
+        2 => Just(Step::Load),
+        2 => (0..4usize).prop_map(Step::Render),
+        1 => Just(Step::Peek),
+        1 => Just(Step::Count),
+    ]
 }
 
 /// Runs `ops` against `config` and checks every read against the model. `cap` is the
@@ -177,6 +212,55 @@ pub async fn check(
                 prop_assert_eq!(&got, &*expected, "{:?}", op);
                 expected.clear();
                 jars[browser].finish(&req, true).await;
+            }
+            Op::Mixed {
+                browser,
+                view,
+                ref steps,
+                success,
+            } => {
+                let req = jars[browser].begin(config);
+                let ctx = req.context(&VIEWS[view]);
+                // Everything the view holds in this request, in order: what was stored,
+                // then the adds. Every list loaded is a prefix of it; what a rendered list
+                // held is consumed (on success), and nothing else.
+                let mut all = model.get(&(browser, view)).cloned().unwrap_or_default();
+                let mut lists = Vec::new();
+                let mut shown = 0;
+                for step in steps {
+                    match *step {
+                        Step::Add => {
+                            let t = next_text();
+                            ctx.add_message(Message::info(t.clone()));
+                            all.push(t);
+                        }
+                        Step::Load => {
+                            let list = ctx.messages().await;
+                            prop_assert_eq!(list.len(), all.len(), "{:?} {:?}", op, step);
+                            lists.push((list, all.len()));
+                        }
+                        Step::Render(i) if !lists.is_empty() => {
+                            let (list, n) = &lists[i % lists.len()];
+                            let got: Vec<String> =
+                                list.iter().map(|m| m.text().to_owned()).collect();
+                            prop_assert_eq!(&got[..], &all[..*n], "{:?} {:?}", op, step);
+                            shown = shown.max(*n);
+                        }
+                        Step::Render(_) => {}
+                        Step::Peek => {
+                            prop_assert_eq!(&texts(&ctx.peek().await), &all, "{:?}", op);
+                        }
+                        Step::Count => {
+                            prop_assert_eq!(ctx.count().await, all.len(), "{:?}", op);
+                        }
+                    }
+                }
+                jars[browser].finish(&req, success).await;
+                let mut left = if success { all.split_off(shown) } else { all };
+                if left.len() > cap {
+                    left.drain(..left.len() - cap);
+                }
+                model.insert((browser, view), left);
             }
             Op::Nothing { browser } => {
                 let req = jars[browser].begin(config);

@@ -424,3 +424,250 @@ async fn a_garbage_session_cookie_beside_a_valid_one_neither_hides_nor_removes_i
         done.set_cookie
     );
 }
+
+// Regression: the consumed state was kept per view for everything loaded, so a second
+// `messages()` after an add (not iterated) swallowed the add.
+#[tokio::test]
+async fn an_add_after_rendering_survives_a_later_unrendered_load() {
+    let config = MessagesConfig::new(MemoryStore::new());
+    let mut b = Browser::new();
+    b.add(&config, &SETTINGS, &["old"]).await;
+    let req = b.begin(&config);
+    let ctx = req.context(&SETTINGS);
+    assert_eq!(texts(ctx.messages().await), ["old"]); // rendered
+    ctx.add_message(Message::info("new"));
+    assert_eq!(ctx.messages().await.len(), 2, "loaded again, not rendered");
+    b.finish(&req, true).await;
+    assert_eq!(b.read(&config, &SETTINGS).await, ["new"]);
+}
+
+// What was shown is consumed even when a later load of the same view is not rendered, and
+// only that: a list rendered before an add does not consume the add.
+#[tokio::test]
+async fn only_the_messages_a_rendered_list_held_are_consumed() {
+    let config = MessagesConfig::new(MemoryStore::new());
+    let mut b = Browser::new();
+    b.add(&config, &SETTINGS, &["a", "b"]).await;
+    let req = b.begin(&config);
+    let ctx = req.context(&SETTINGS);
+    let first = ctx.messages().await;
+    ctx.add_message(Message::info("c"));
+    let second = ctx.messages().await; // a, b, c: never rendered
+    assert_eq!(second.len(), 3);
+    assert_eq!(texts(first), ["a", "b"]); // rendered after the second load
+    b.finish(&req, true).await;
+    assert_eq!(b.read(&config, &SETTINGS).await, ["c"]);
+}
+
+/// Wraps a store; `add_all` and `put_back` wait at a gate the test opens.
+#[derive(Debug, Clone)]
+struct GatedStore {
+    inner: Arc<MemoryStore>,
+    gate: Arc<tokio::sync::Semaphore>,
+    entered: Arc<tokio::sync::Notify>,
+}
+
+impl GatedStore {
+    fn new() -> GatedStore {
+        GatedStore {
+            inner: Arc::new(MemoryStore::new()),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            entered: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+    async fn wait_at_gate(&self) {
+        self.entered.notify_one();
+        let permit = self.gate.acquire().await.unwrap();
+        permit.forget();
+    }
+}
+
+#[messages_core::async_trait]
+impl MessageStore for GatedStore {
+    async fn add_all(
+        &self,
+        s: &SessionKey,
+        v: &ViewId,
+        m: Vec<Message>,
+    ) -> messages_core::Result<()> {
+        self.wait_at_gate().await;
+        self.inner.add_all(s, v, m).await
+    }
+    async fn put_back(
+        &self,
+        s: &SessionKey,
+        v: &ViewId,
+        m: Vec<Message>,
+    ) -> messages_core::Result<()> {
+        self.wait_at_gate().await;
+        self.inner.put_back(s, v, m).await
+    }
+    async fn take(&self, s: &SessionKey, v: &ViewId) -> messages_core::Result<Vec<Message>> {
+        self.inner.take(s, v).await
+    }
+    async fn peek(&self, s: &SessionKey, v: &ViewId) -> messages_core::Result<Vec<Message>> {
+        self.inner.peek(s, v).await
+    }
+    async fn discard(&self, s: &SessionKey, v: &ViewId) -> messages_core::Result<()> {
+        self.inner.discard(s, v).await
+    }
+    async fn clear_session(&self, s: &SessionKey) -> messages_core::Result<()> {
+        self.inner.clear_session(s).await
+    }
+    async fn pending_views(&self, s: &SessionKey) -> messages_core::Result<Vec<ViewId>> {
+        self.inner.pending_views(s).await
+    }
+}
+
+/// Polls until `f` holds, for at most 30 s (a loaded machine may be slow to run the
+/// spawned commit; the condition, not the time, is what is tested).
+async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..3000 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+// Regression: the commit moved the request's state out at its start; dropping the commit
+// future while it awaited the store (a timeout outside the layer, an HTTP/2 reset) lost
+// the queued adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cancelled_while_the_store_writes_loses_nothing() {
+    let store = GatedStore::new();
+    let config = MessagesConfig::new(store.clone());
+    let mut b = Browser::new();
+    // A known session first (its add passes the gate).
+    let req = b.begin(&config);
+    req.context(&SETTINGS).add_message(Message::info("first"));
+    let committing = tokio::spawn({
+        let req = req.clone();
+        async move { req.commit(true).await }
+    });
+    store.entered.notified().await;
+    store.gate.add_permits(1);
+    b.apply(&committing.await.unwrap());
+    let session: SessionKey = b.jar["messages_session"].parse().unwrap();
+
+    let req = b.begin(&config);
+    req.context(&SETTINGS).add_message(Message::info("second"));
+    let commit = req.commit(true);
+    let entered = store.entered.notified();
+    tokio::select! {
+        _ = commit => panic!("the gate is closed: the commit cannot finish"),
+        () = entered => {} // the commit waits in add_all; dropping it now cancels it
+    }
+    store.gate.add_permits(1);
+    let inner = Arc::clone(&store.inner);
+    assert!(
+        eventually(async || inner.count(&session, &SETTINGS).await.unwrap() == 2).await,
+        "the cancelled commit's add reached the store"
+    );
+    assert_eq!(b.read(&config, &SETTINGS).await, ["first", "second"]);
+}
+
+// The same through the axum layer, cancelled by a timeout layer outside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_timed_out_during_commit_loses_nothing() {
+    use axum::{Router, body::Body, http::Request, routing::post};
+    use messages_core::axum::{Messages, MessagesLayer};
+    use tower::ServiceExt as _;
+
+    let store = GatedStore::new();
+    let inner = Arc::clone(&store.inner);
+    let config = MessagesConfig::new(store.clone());
+    let app = Router::new()
+        .route(
+            "/save",
+            post(|m: Messages| async move {
+                m.context(&SETTINGS).add_message(Message::info("saved"));
+                "ok"
+            }),
+        )
+        .layer(MessagesLayer::new(config.clone()));
+    let session = SessionKey::generate().unwrap();
+    let request = Request::post("/save")
+        .header("cookie", format!("messages_session={session}"))
+        .body(Body::empty())
+        .unwrap();
+    let call = app.oneshot(request);
+    tokio::select! {
+        _ = call => panic!("the gate is closed: the request cannot finish"),
+        () = store.entered.notified() => {} // waiting in add_all: the timeout fires now
+    }
+    store.gate.add_permits(1);
+    assert!(
+        eventually(async || inner.count(&session, &SETTINGS).await.unwrap() == 1).await,
+        "the timed-out request's add reached the store"
+    );
+}
+
+// Regression: a malformed session cookie made every response, static assets included,
+// carry a removal Set-Cookie and private caching.
+#[tokio::test]
+async fn a_malformed_session_cookie_changes_nothing_on_requests_that_do_not_touch_messages() {
+    let (store, config) = counting();
+    for header in [
+        "messages_session=garbage",
+        "messages_session=",
+        "messages_session=garbage; messages=also-garbage",
+    ] {
+        let req = config.begin([header]);
+        let _ = req.context(&SETTINGS); // a context that is never used
+        let done = req.commit(true).await;
+        assert!(
+            done.set_cookie.is_empty(),
+            "{header}: {:?}",
+            done.set_cookie
+        );
+        assert!(!done.touched, "{header}: no cache headers");
+    }
+    assert_eq!(store.calls(), 0);
+}
+
+// Order is arrival order, not the app's clock: two app servers with skewed clocks (or a
+// clock stepped back) must not reorder two posts to one view.
+#[tokio::test]
+async fn order_is_arrival_order_whatever_the_clocks_say() {
+    let store: Arc<dyn MessageStore> = Arc::new(MemoryStore::new());
+    let (ahead, behind) = (
+        MessagesConfig::with_shared(Arc::clone(&store)),
+        MessagesConfig::with_shared(Arc::clone(&store)),
+    );
+    let now = Message::info("").created_at();
+    let mut b = Browser::new();
+    let req = b.begin(&ahead);
+    req.context(&SETTINGS)
+        .add_message(Message::info("first").with_created_at(now + 60_000));
+    b.finish(&req, true).await;
+    let req = b.begin(&behind);
+    req.context(&SETTINGS)
+        .add_message(Message::info("second").with_created_at(now - 60_000));
+    b.finish(&req, true).await;
+    let req = b.begin(&behind);
+    let ctx = req.context(&SETTINGS);
+    assert_eq!(texts(ctx.peek().await), ["first", "second"]);
+    ctx.add_message(Message::info("third").with_created_at(now - 120_000));
+    assert_eq!(texts(ctx.peek().await), ["first", "second", "third"]);
+    assert_eq!(texts(ctx.messages().await), ["first", "second", "third"]);
+    b.finish(&req, true).await;
+}
+
+// A failed response puts its messages back ahead of what arrived meanwhile.
+#[tokio::test]
+async fn a_failed_read_puts_its_messages_back_first() {
+    let store: Arc<dyn MessageStore> = Arc::new(MemoryStore::new());
+    let config = MessagesConfig::with_shared(Arc::clone(&store));
+    let mut b = Browser::new();
+    b.add(&config, &SETTINGS, &["a", "b"]).await;
+    let session: SessionKey = b.jar["messages_session"].parse().unwrap();
+    let req = b.begin(&config);
+    assert_eq!(texts(req.context(&SETTINGS).messages().await), ["a", "b"]);
+    // A job adds while the request runs (its clock far behind).
+    let early = Message::info("job").with_created_at(1);
+    store.add(&session, &SETTINGS, early).await.unwrap();
+    b.finish(&req, false).await;
+    assert_eq!(b.read(&config, &SETTINGS).await, ["a", "b", "job"]);
+}

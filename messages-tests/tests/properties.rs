@@ -38,14 +38,14 @@ proptest! {
     // enough here that nothing is dropped (dropping is checked in cookie_store.rs).
     #[test]
     fn cookie_store_follows_the_model(ops in ops(BROWSERS, 25)) {
-        let config = MessagesConfig::cookie(cookie_store().budget(8000));
+        let config = MessagesConfig::cookie(cookie_store().budget(CookieStore::MAX_BUDGET).unwrap());
         rt().block_on(check(&config, &ops, BROWSERS, usize::MAX))?;
     }
 
     // The smallest budget: most requests spill to the server store and read it back.
     #[test]
     fn fallback_store_follows_the_model_when_spilling(ops in ops(BROWSERS, 40)) {
-        let config = MessagesConfig::fallback(FallbackStore::new(cookie_store().budget(256), MemoryStore::new()));
+        let config = MessagesConfig::fallback(FallbackStore::new(cookie_store().budget(256).unwrap(), MemoryStore::new()));
         rt().block_on(check(&config, &ops, BROWSERS, usize::MAX))?;
     }
 

@@ -1,13 +1,13 @@
 //! The embedded default store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::{Message, MessageStore, Result, SessionKey, ViewId};
+use crate::{Message, MessageId, MessageStore, Result, SessionKey, ViewId};
 
 const SHARDS: usize = 16;
 
@@ -209,16 +209,21 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[async_trait]
-impl MessageStore for MemoryStore {
-    async fn add_all(
-        &self,
-        session: &SessionKey,
-        view: &ViewId,
-        messages: Vec<Message>,
-    ) -> Result<()> {
+/// Where [`MemoryStore::insert`] puts new messages in a context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// After everything (an add).
+    Back,
+    /// Before everything (a put-back).
+    Front,
+}
+
+impl MemoryStore {
+    /// Adds messages to a context at `place`, in the order given, skipping ids already
+    /// there; then applies the caps.
+    fn insert(&self, session: &SessionKey, view: &ViewId, messages: Vec<Message>, place: Place) {
         if messages.is_empty() {
-            return Ok(());
+            return;
         }
         let limits = self.limits;
         let shard_messages = limits.max_messages.div_ceil(SHARDS);
@@ -248,9 +253,18 @@ impl MessageStore for MemoryStore {
         let list = entry.views.entry(view.clone()).or_default();
         let before_len = list.len();
         let before_bytes: usize = list.iter().map(size_of).sum();
-        list.extend(messages);
-        list.sort_by_key(Message::order_key);
-        list.dedup_by_key(|m| m.id());
+        // Arrival order, not the messages' clocks; a message already here is not added
+        // twice (a put-back of what another path restored, say).
+        let present: HashSet<MessageId> = list.iter().map(Message::id).collect();
+        let new = messages.into_iter().filter(|m| !present.contains(&m.id()));
+        match place {
+            Place::Back => list.extend(new),
+            Place::Front => {
+                let mut front: Vec<Message> = new.collect();
+                front.append(list);
+                *list = front;
+            }
+        }
         if list.len() > limits.per_context {
             let dropped = list.len() - limits.per_context;
             list.drain(..dropped);
@@ -275,6 +289,28 @@ impl MessageStore for MemoryStore {
                 );
             }
         }
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn add_all(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        self.insert(session, view, messages, Place::Back);
+        Ok(())
+    }
+
+    async fn put_back(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        self.insert(session, view, messages, Place::Front);
         Ok(())
     }
 
@@ -358,21 +394,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn older_messages_are_inserted_in_order() {
+    async fn arrival_order_not_the_clock_and_put_back_goes_first() {
         let store = MemoryStore::new();
         let (s, v) = (key(), view("v"));
-        let old = Message::info("old").with_created_at(1);
-        store.add(&s, &v, Message::info("new")).await.unwrap();
-        store.add(&s, &v, old).await.unwrap();
-        let texts: Vec<_> = store
-            .peek(&s, &v)
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.text().to_owned())
-            .collect();
-        assert_eq!(texts, ["old", "new"]);
-        assert_eq!(store.count(&s, &v).await.unwrap(), 2);
+        let texts = async |store: &MemoryStore| -> Vec<String> {
+            let list = store.peek(&s, &v).await.unwrap();
+            list.iter().map(|m| m.text().to_owned()).collect()
+        };
+        store.add(&s, &v, Message::info("first")).await.unwrap();
+        // A clock stepped back (or another server's) does not reorder.
+        let early = Message::info("second").with_created_at(1);
+        store.add(&s, &v, early.clone()).await.unwrap();
+        assert_eq!(texts(&store).await, ["first", "second"]);
+        let taken = store.take(&s, &v).await.unwrap();
+        store.add(&s, &v, Message::info("third")).await.unwrap();
+        store.put_back(&s, &v, taken).await.unwrap();
+        assert_eq!(texts(&store).await, ["first", "second", "third"]);
+        // An id already present is not added twice, wherever it is put.
+        store.put_back(&s, &v, vec![early.clone()]).await.unwrap();
+        store.add(&s, &v, early).await.unwrap();
+        assert_eq!(store.count(&s, &v).await.unwrap(), 3);
     }
 
     #[tokio::test]
