@@ -62,15 +62,15 @@ struct Msg {
 impl Msg {
     fn build(&self) -> Message {
         let mut m =
-            Message::new(Level::custom(self.level), self.text.as_str()).autoclose(self.autoclose);
+            Message::new(Level::custom(self.level), self.text.as_str()).with_autoclose(self.autoclose);
         if let Some(t) = &self.title {
-            m = m.title(t.as_str());
+            m = m.with_title(t.as_str());
         }
         for t in &self.tags {
-            m = m.tag(t.as_str());
+            m = m.with_tag(t.as_str());
         }
         if let Some(d) = &self.data {
-            m = m.data(d.to_json());
+            m = m.with_data(d.to_json());
         }
         m
     }
@@ -164,7 +164,7 @@ async fn roundtrip(input: &Input) {
         .expect("a budget in range")
         .compression(input.compression);
     let budget = store.byte_budget();
-    let config = MessagesConfig::cookie(store).min_level(Level::custom(0));
+    let config = MessagesConfig::new(store).min_level(Level::custom(0));
     let session = format!("{SESSION_COOKIE}={SESSION}");
 
     // Request 1 adds the messages under the fixed session.

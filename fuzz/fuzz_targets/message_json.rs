@@ -14,12 +14,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(message.text().len() <= MAX_TEXT_BYTES);
     assert!(
         message
-            .title_text()
+            .title()
             .is_none_or(|t| t.len() <= MAX_TITLE_BYTES)
     );
     assert!(message.tags().len() <= MAX_TAGS);
     assert!(message.tags().iter().all(|t| t.len() <= MAX_TAG_BYTES));
-    if let Some(value) = message.data_value() {
+    if let Some(value) = message.data() {
         let compact = serde_json::to_vec(value).expect("a decoded value encodes");
         assert!(
             compact.len() <= MAX_DATA_BYTES,

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(key) => {
             assert!(canonical.is_some(), "accepted a non-canonical key {text:?}");
             assert_eq!(key.as_str(), text);
-            assert_eq!(key.to_string(), text);
+            assert_eq!(key.to_string(), format!("{}…", &text[..6]));
             assert_eq!(key.as_str().parse::<SessionKey>().as_ref(), Ok(&key));
             assert!(!format!("{key:?}").contains(text), "Debug leaks the key");
             let request = MessagesConfig::new(MemoryStore::new())

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use messages_core::Storage;
 use messages_core::{
-    CookieStore, FallbackStore, MemoryStore, MessagesConfig, RequestMessages, SessionKey,
+    CookieStore, MemoryStore, MessagesConfig, Messages, SessionKey,
 };
 
 /// Signing key of the cookie stores under test (a fixed one: inputs must replay).
@@ -51,9 +52,9 @@ fn budgeted() -> CookieStore {
 pub enum Storage {
     /// `MessagesConfig::new(MemoryStore)`.
     Memory,
-    /// `MessagesConfig::cookie(CookieStore)`.
+    /// `MessagesConfig::new(CookieStore)`.
     Cookie,
-    /// `MessagesConfig::fallback(CookieStore + MemoryStore)`.
+    /// `MessagesConfig::new(CookieStore + MemoryStore)`.
     Fallback,
 }
 
@@ -65,9 +66,9 @@ impl Storage {
     pub fn config(self) -> MessagesConfig {
         match self {
             Storage::Memory => MessagesConfig::new(MemoryStore::new()),
-            Storage::Cookie => MessagesConfig::cookie(budgeted()),
+            Storage::Cookie => MessagesConfig::new(budgeted()),
             Storage::Fallback => {
-                MessagesConfig::fallback(FallbackStore::new(budgeted(), MemoryStore::new()))
+                MessagesConfig::new(Storage::fallback(budgeted(), MemoryStore::new()))
             }
         }
     }
@@ -78,7 +79,7 @@ impl Storage {
 /// valid key, a messages value fits `budget`. Applies them to `jar`, as a browser would
 /// (a removal deletes).
 pub async fn commit_checked(
-    request: &RequestMessages,
+    request: &Messages,
     success: bool,
     budget: usize,
     jar: &mut Jar,

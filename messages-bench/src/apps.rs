@@ -17,10 +17,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
+use messages_core::Storage;
 use messages_core::axum::MessagesLayer;
 use messages_core::{
-    CookieStore, FallbackStore, MemoryStore, Message, MessagesConfig, RedisOptions, RedisStore,
-    with_messages,
+    CookieStore, MemoryStore, Message, MessagesConfig, RedisOptions, RedisStore, with_messages,
 };
 use messages_tests::CountingStore;
 use messages_tests::redis_server::RedisServer;
@@ -198,7 +198,7 @@ pub enum Row {
     Memory,
     /// This library, `CookieStore` (messages in a signed cookie).
     Cookie,
-    /// This library, `FallbackStore` (cookie first, `MemoryStore` behind it).
+    /// This library, `Storage::fallback` (cookie first, `MemoryStore` behind it).
     Fallback,
     /// This library, `RedisStore` on a harness-started `redis-server`.
     Redis,
@@ -329,17 +329,11 @@ async fn router(row: Row, redis: Option<&RedisServer>) -> Result<(Router, Counte
                 Counter::Ours(store),
             )
         }
-        Row::Cookie => (
-            ours(MessagesConfig::cookie(cookie_store()?)),
-            Counter::Nothing,
-        ),
+        Row::Cookie => (ours(MessagesConfig::new(cookie_store()?)), Counter::Nothing),
         Row::Fallback => {
             let store = CountingStore::new(MemoryStore::new());
-            let fallback = FallbackStore::new(cookie_store()?, store.clone());
-            (
-                ours(MessagesConfig::fallback(fallback)),
-                Counter::Ours(store),
-            )
+            let fallback = Storage::fallback(cookie_store()?, store.clone());
+            (ours(MessagesConfig::new(fallback)), Counter::Ours(store))
         }
         Row::Redis => {
             let url = redis.map(RedisServer::url).ok_or_else(|| {

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use messages_core::Committed;
+use messages_core::request::Committed;
 use messages_tests::Browser;
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -186,10 +186,9 @@ impl Client {
             .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         sample.cookie_bytes += cookie.map_or(0, |c| c.len() as u64);
         sample.set_cookie_bytes += set_cookie.iter().map(|c| c.len() as u64).sum::<u64>();
-        self.jar.apply(&Committed {
-            set_cookie,
-            touched: false,
-        });
+        let mut committed = Committed::default();
+        committed.set_cookie = set_cookie;
+        self.jar.apply(&committed);
         Ok(Reply {
             status: parts.status,
             location: parts.headers.get(LOCATION).cloned(),

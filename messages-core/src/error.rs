@@ -5,7 +5,7 @@
 /// Reading messages never fails a page: the request context logs read errors and shows no
 /// messages. Errors reach the caller where the caller can act on them: adding out of band
 /// ([`MessageStore::add`](crate::MessageStore::add)), flushing a request's adds
-/// ([`RequestMessages::flush`](crate::RequestMessages::flush)), and configuration.
+/// ([`Messages::flush`](crate::Messages::flush)), and configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

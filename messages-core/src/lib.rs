@@ -5,15 +5,19 @@
 //! anonymous visitors too, even when it is added later by a background job.
 //!
 //! - [`Message`] and [`Level`]: what is shown.
-//! - [`MessagesConfig`] → [`RequestMessages`] → [`Context`]: one request's access,
-//!   lazy (no store I/O unless messages are read) and consumed only when rendered.
-//! - Stores: [`MemoryStore`] (the embedded default), [`CookieStore`] (signed cookie),
-//!   [`FallbackStore`] (cookie first, server for the rest), `RedisStore` (feature
-//!   `redis`), or your own [`MessageStore`].
+//! - [`MessagesConfig`] → [`Messages`] (one request) → [`ViewMessages`] (one view) →
+//!   [`MessageList`]: lazy (no store I/O unless messages are read) and consumed only
+//!   when rendered.
+//! - [`Storage`]: a server store ([`MemoryStore`], the embedded default; `RedisStore`,
+//!   feature `redis`; or your own [`MessageStore`], see [`store`]), a signed cookie
+//!   ([`CookieStore`]), or both ([`Storage::fallback`]).
+//! - [`request`]: the framework-free request core that integrations adapt (begin,
+//!   commit, the header policy, the session seam).
 //! - [`views()`] lists every message-bearing view; [`check_views`] finds two handlers
 //!   claiming one id.
-//! - `#[with_messages]` (feature `macros`, on by default) and the axum integration
-//!   (feature `axum`).
+//! - `#[with_messages]` (feature `macros`, on by default) and the integrations for axum
+//!   (feature `axum`) and actix-web (feature `actix`). Handlers of every framework take
+//!   the same [`Messages`].
 //!
 //! ```
 //! use messages_core::prelude::*;
@@ -30,15 +34,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-mod context;
 mod error;
 mod level;
 mod message;
+pub mod request;
 mod session;
-mod store;
+pub mod store;
 mod view;
 
 /// The `redis` client crate [`RedisStore`] is built on, re-exported so versions match
@@ -46,19 +53,18 @@ mod view;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ::redis as redis_client;
-pub use async_trait::async_trait;
-pub use context::{Committed, Context, MessageList, MessagesConfig, RequestMessages};
 pub use error::{Error, Result};
 pub use level::Level;
 pub use message::{
     MAX_DATA_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TEXT_BYTES, MAX_TITLE_BYTES, Message, MessageId,
     ParseMessageIdError,
 };
-pub use session::{ParseSessionKeyError, SessionKey};
-pub use store::{
-    CookieSettings, CookieStore, FallbackStore, Lease, MemoryLimits, MemoryStore, MessageStore,
-    SameSite, Taken,
+pub use request::{
+    CookieSettings, CookieStore, MessageList, Messages, MessagesConfig, SameSite, Storage,
+    ViewMessages,
 };
+pub use session::{ParseSessionKeyError, SessionKey};
+pub use store::{MemoryLimits, MemoryStore, MessageStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisOptions, RedisStore};
@@ -70,8 +76,8 @@ pub use messages_macros::{view_of, with_messages};
 /// The names most handlers need.
 pub mod prelude {
     pub use crate::{
-        Context, Level, MemoryStore, Message, MessageList, MessageStore, MessagesConfig,
-        RequestMessages, SessionKey, View, ViewId,
+        Level, MemoryStore, Message, MessageList, MessageStore, Messages, MessagesConfig,
+        SessionKey, View, ViewId, ViewMessages,
     };
     #[cfg(feature = "macros")]
     pub use crate::{view_of, with_messages};
@@ -83,26 +89,50 @@ pub mod __private {
     pub use crate::view::ViewRegistration;
     pub use inventory;
 
-    /// The extractor a `#[with_messages]` handler takes.
-    #[cfg(feature = "axum")]
-    pub type Extractor = crate::axum::Messages;
+    /// The extractor a `#[with_messages]` handler takes: the same type for every
+    /// framework.
+    pub type Extractor = crate::Messages;
 
     /// What a `#[with_messages]` handler's messages parameter turns into the view's
-    /// [`Context`](crate::Context).
+    /// [`ViewMessages`](crate::ViewMessages).
     pub trait IntoContext {
-        /// The context of `view` in this request.
-        fn into_context(self, view: &'static crate::View) -> crate::Context;
+        /// The messages of `view` in this request.
+        fn into_context(self, view: &'static crate::View) -> crate::ViewMessages;
     }
 
-    impl IntoContext for crate::RequestMessages {
-        fn into_context(self, view: &'static crate::View) -> crate::Context {
+    impl IntoContext for crate::Messages {
+        fn into_context(self, view: &'static crate::View) -> crate::ViewMessages {
             self.context(view)
         }
     }
 
-    impl IntoContext for &crate::RequestMessages {
-        fn into_context(self, view: &'static crate::View) -> crate::Context {
+    impl IntoContext for &crate::Messages {
+        fn into_context(self, view: &'static crate::View) -> crate::ViewMessages {
             self.context(view)
         }
     }
+
+    /// Expanded beside every free-function `#[with_messages]` handler: a handler is
+    /// called by a framework, so one must be enabled.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __require_framework {
+        () => {};
+    }
+
+    /// Expanded beside every free-function `#[with_messages]` handler: a handler is
+    /// called by a framework, so one must be enabled.
+    #[cfg(not(any(feature = "axum", feature = "actix")))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __require_framework {
+        () => {
+            ::core::compile_error!(
+                "`#[with_messages]` handlers need a framework integration: enable a framework feature of `messages-core`: `axum` or `actix`"
+            );
+        };
+    }
+
+    pub use crate::__require_framework as require_framework;
 }

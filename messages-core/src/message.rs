@@ -141,12 +141,12 @@ pub(crate) fn now_ms() -> u64 {
 /// use messages_core::{Level, Message};
 ///
 /// let m = Message::success("Your settings have been changed.")
-///     .title("Saved")
-///     .autoclose(true)
-///     .tag("settings")
-///     .data(serde_json::json!({"field": "name"}));
+///     .with_title("Saved")
+///     .with_autoclose(true)
+///     .with_tag("settings")
+///     .with_data(serde_json::json!({"field": "name"}));
 /// assert_eq!(m.level(), Level::SUCCESS);
-/// assert_eq!(m.title_text(), Some("Saved"));
+/// assert_eq!(m.title(), Some("Saved"));
 /// let json = serde_json::to_string(&m).unwrap();
 /// let back: Message = serde_json::from_str(&json).unwrap();
 /// assert_eq!(back, m);
@@ -222,19 +222,19 @@ impl Message {
 
     /// Sets the title.
     #[must_use]
-    pub fn title(mut self, title: impl Into<String>) -> Message {
+    pub fn with_title(mut self, title: impl Into<String>) -> Message {
         self.title = Some(cut(title.into(), MAX_TITLE_BYTES));
         self
     }
     /// Asks the page to close the message by itself after a few seconds.
     #[must_use]
-    pub fn autoclose(mut self, autoclose: bool) -> Message {
+    pub fn with_autoclose(mut self, autoclose: bool) -> Message {
         self.autoclose = autoclose;
         self
     }
     /// Adds an extra tag (a CSS class, say).
     #[must_use]
-    pub fn tag(mut self, tag: impl Into<String>) -> Message {
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Message {
         let tag = tag.into();
         if self.tags.len() >= MAX_TAGS || tag.len() > MAX_TAG_BYTES {
             tracing::warn!(
@@ -249,7 +249,7 @@ impl Message {
     /// Attaches structured data for scripts (JSON consumers). `null` means no data (JSON
     /// cannot tell the two apart, so a stored message would come back without it).
     #[must_use]
-    pub fn data(mut self, data: serde_json::Value) -> Message {
+    pub fn with_data(mut self, data: serde_json::Value) -> Message {
         if data.is_null() {
             self.data = None;
             return self;
@@ -284,7 +284,7 @@ impl Message {
         &self.text
     }
     /// The title, if any.
-    pub fn title_text(&self) -> Option<&str> {
+    pub fn title(&self) -> Option<&str> {
         self.title.as_deref()
     }
     /// Whether the page should close the message by itself.
@@ -296,7 +296,7 @@ impl Message {
         &self.tags
     }
     /// The structured data, if any.
-    pub fn data_value(&self) -> Option<&serde_json::Value> {
+    pub fn data(&self) -> Option<&serde_json::Value> {
         self.data.as_ref()
     }
     /// Creation time, milliseconds since the Unix epoch.
@@ -427,30 +427,30 @@ mod tests {
         let m = Message::info("é".repeat(MAX_TEXT_BYTES));
         assert!(m.text().len() <= MAX_TEXT_BYTES);
         assert!(m.text().ends_with('…'));
-        let t = Message::info("x").title("ü".repeat(300));
-        assert!(t.title_text().unwrap().len() <= MAX_TITLE_BYTES);
+        let t = Message::info("x").with_title("ü".repeat(300));
+        assert!(t.title().unwrap().len() <= MAX_TITLE_BYTES);
     }
 
     #[test]
     fn tag_and_data_limits() {
         let mut m = Message::info("x");
         for i in 0..20 {
-            m = m.tag(format!("t{i}"));
+            m = m.with_tag(format!("t{i}"));
         }
         assert_eq!(m.tags().len(), MAX_TAGS);
-        let m = m.tag("y".repeat(MAX_TAG_BYTES + 1));
+        let m = m.with_tag("y".repeat(MAX_TAG_BYTES + 1));
         assert_eq!(m.tags().len(), MAX_TAGS);
         let big = serde_json::Value::String("z".repeat(MAX_DATA_BYTES));
-        assert!(Message::info("x").data(big).data_value().is_none());
+        assert!(Message::info("x").with_data(big).data().is_none());
         assert_eq!(
-            Message::info("x").tag("a").tag("b").css_classes(),
+            Message::info("x").with_tag("a").with_tag("b").css_classes(),
             "info a b"
         );
     }
 
     #[test]
     fn decoding_rejects_oversized_and_unknown_fields() {
-        let m = Message::warning("hi").title("t").autoclose(true);
+        let m = Message::warning("hi").with_title("t").with_autoclose(true);
         let mut v = serde_json::to_value(&m).unwrap();
         v["text"] = serde_json::Value::String("x".repeat(MAX_TEXT_BYTES + 1));
         assert!(serde_json::from_value::<Message>(v.clone()).is_err());
@@ -467,9 +467,9 @@ mod tests {
     fn null_data_is_no_data_and_round_trips() -> serde_json::Result<()> {
         // Found by the cookie_roundtrip fuzz target: `"data":null` decodes as no data.
         let m = Message::info("x")
-            .data(serde_json::json!(1))
-            .data(serde_json::Value::Null);
-        assert!(m.data_value().is_none());
+            .with_data(serde_json::json!(1))
+            .with_data(serde_json::Value::Null);
+        assert!(m.data().is_none());
         let back: Message = serde_json::from_str(&serde_json::to_string(&m)?)?;
         assert_eq!(back, m);
         Ok(())
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn float_data_round_trips_exactly() -> serde_json::Result<()> {
         // Found by the cookie_roundtrip fuzz target (needs serde_json's `float_roundtrip`).
-        let m = Message::info("x").data(serde_json::json!([-3.674_107_186_513_358e267, 0.1]));
+        let m = Message::info("x").with_data(serde_json::json!([-3.674_107_186_513_358e267, 0.1]));
         let back: Message = serde_json::from_str(&serde_json::to_string(&m)?)?;
         assert_eq!(back, m);
         Ok(())

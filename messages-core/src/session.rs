@@ -17,7 +17,8 @@ const KEY_CHARS: usize = 43;
 ///
 /// 256 bits from the OS CSPRNG, written as 43 characters of unpadded base64url. Parsing is
 /// strict (exact length, alphabet, canonical form), so a malformed key sent by a client is
-/// rejected instead of being used as a store key. `Debug` does not print the key.
+/// rejected instead of being used as a store key. Neither `Debug` nor `Display` prints the
+/// key.
 ///
 /// ```
 /// use messages_core::SessionKey;
@@ -55,9 +56,17 @@ impl fmt::Debug for SessionKey {
     }
 }
 
+/// Like `Debug`, the first six characters only, so a key formatted into a log line or an
+/// error message cannot be used; [`as_str`](SessionKey::as_str) gives the whole key.
+///
+/// ```
+/// # use messages_core::SessionKey;
+/// let key = SessionKey::generate().unwrap();
+/// assert_eq!(key.to_string(), format!("{}…", &key.as_str()[..6]));
+/// ```
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}…", &self.0[..6])
     }
 }
 
@@ -91,13 +100,15 @@ mod tests {
         let a = SessionKey::generate().unwrap();
         let b = SessionKey::generate().unwrap();
         assert_ne!(a, b);
-        assert_eq!(a.to_string().parse::<SessionKey>().unwrap(), a);
-        assert!(!format!("{a:?}").contains(a.as_str()));
+        assert_eq!(a.as_str().parse::<SessionKey>().unwrap(), a);
+        // Neither Debug nor Display prints the key.
+        assert!(!format!("{a:?}").contains(&a.as_str()[..7]));
+        assert!(!a.to_string().contains(&a.as_str()[..7]));
     }
 
     #[test]
     fn rejects_wrong_length_charset_and_non_canonical() {
-        let good = SessionKey::generate().unwrap().to_string();
+        let good = SessionKey::generate().unwrap().as_str().to_owned();
         for bad in [
             String::new(),
             good[..42].to_owned(),

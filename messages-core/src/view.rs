@@ -32,20 +32,31 @@ pub struct ViewId(Cow<'static, str>);
 )]
 pub struct InvalidViewId;
 
-const fn valid_view_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > MAX_VIEW_ID_BYTES {
-        return false;
+/// The rule of [`ViewId`] that `id` breaks, if any: the one place the rules are written
+/// (`ViewId::new`, `ViewId::from_static`, and through it `View::new` and
+/// `#[with_messages]`, whose compile errors are these messages).
+const fn view_id_problem(id: &str) -> Option<&'static str> {
+    let b = id.as_bytes();
+    if b.is_empty() {
+        return Some("a view id cannot be empty");
+    }
+    if b.len() > MAX_VIEW_ID_BYTES {
+        // `MAX_VIEW_ID_BYTES`; checked by the `view_id_rules` test.
+        return Some("a view id is at most 200 bytes");
     }
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         if c <= b' ' || c >= 0x7f || matches!(c, b'"' | b'\\' | b'{' | b'}' | b';') {
-            return false;
+            return Some("a view id is printable ASCII without space, `\"`, `\\`, `{`, `}` or `;`");
         }
         i += 1;
     }
-    true
+    None
+}
+
+const fn valid_view_id(id: &str) -> bool {
+    view_id_problem(id).is_none()
 }
 
 impl ViewId {
@@ -54,8 +65,11 @@ impl ViewId {
     /// # Panics
     /// If `id` is not valid; in a `const` item that is a compile error.
     #[allow(clippy::panic)]
+    #[track_caller]
     pub const fn from_static(id: &'static str) -> ViewId {
-        assert!(valid_view_id(id), "invalid view id");
+        if let Some(problem) = view_id_problem(id) {
+            panic!("{}", problem);
+        }
         ViewId(Cow::Borrowed(id))
     }
 
@@ -128,6 +142,10 @@ pub struct View {
 impl View {
     /// A view descriptor; `id` must be a valid [`ViewId`] (checked at compile time in a
     /// `static`).
+    ///
+    /// # Panics
+    /// If `id` is not valid; in a `static` that is a compile error, at this call.
+    #[track_caller]
     pub const fn new(id: &'static str, name: &'static str, file: &'static str, line: u32) -> View {
         View {
             id: ViewId::from_static(id),
@@ -259,6 +277,10 @@ mod tests {
         ] {
             assert!(ViewId::new(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(
+            view_id_problem(&"x".repeat(MAX_VIEW_ID_BYTES + 1)),
+            Some(format!("a view id is at most {MAX_VIEW_ID_BYTES} bytes").as_str())
+        );
         assert!(serde_json::from_str::<ViewId>("\"a b\"").is_err());
         assert_eq!(
             serde_json::from_str::<ViewId>("\"a::b\"").unwrap().as_str(),

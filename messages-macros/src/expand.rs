@@ -1,4 +1,5 @@
-//! Code generation. Generated code names only `::messages_core::...` paths.
+//! Code generation. Generated code names only `::messages_core::...` paths (and `::core`,
+//! `::std::sync::LazyLock`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -15,13 +16,13 @@ use crate::rewrite;
 /// mistake is reported once, not again by each use of the handler.
 pub(crate) fn with_messages(args: TokenStream, item: &TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let mut args = errors.ok(syn::parse2::<Args>(args)).unwrap_or_default();
+    let args = errors.ok(syn::parse2::<Args>(args)).unwrap_or_default();
     let Ok(mut handler) = syn::parse2::<Handler>(item.clone()) else {
         errors.push(not_a_function());
         let errors = errors.into_compile_errors();
         return quote!(#errors #item);
     };
-    let expanded = match handler.check(&mut args, &mut errors) {
+    let expanded = match handler.check(&mut errors) {
         Kind::Free => free_function(handler, &args),
         Kind::Method(Some(rebind)) => method(handler, &args, &rebind),
         Kind::Method(None) => function(handler, &TokenStream::new(), false),
@@ -79,23 +80,39 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The `View` value of a handler that declares its own view (no `view = handler`).
+///
+/// The id is checked by core's const `View::new` (`ViewId::from_static`) when the `static`
+/// holding the view is evaluated: the rules of a view id live there only. The call is
+/// spanned at the id, so a refused id is a compile error at the `view = "..."` literal,
+/// or at the handler's name for the id derived from it (`module::path::name`).
 fn new_view(name: &Ident, args: &Args) -> TokenStream {
     let span = name.span();
     let name = name.unraw().to_string();
-    let id = args.id().map_or_else(
-        || quote_spanned!(span=> ::core::concat!(::core::module_path!(), "::", #name)),
-        |id| quote!(#id),
-    );
+    let (id, id_span) = match args.id() {
+        Some(id) => (quote!(#id), id.span()),
+        None => (
+            quote_spanned!(span=> ::core::concat!(::core::module_path!(), "::", #name)),
+            span,
+        ),
+    };
     // `file!()`/`line!()` spanned at the function's name: its line, not the attribute's.
-    quote_spanned!(span=> ::messages_core::View::new(#id, #name, ::core::file!(), ::core::line!()))
+    let place = quote_spanned!(span=> ::core::file!(), ::core::line!());
+    quote_spanned!(id_span=> ::messages_core::View::new(#id, #name, #place))
 }
 
 /// A function without a receiver (free, or associated in an `impl`): a hidden constant
 /// beside it holding the view (and registering it), and the function with a hidden
-/// extractor and `self` as the context.
+/// `Messages` parameter and `self` as the view's `ViewMessages`.
 ///
 /// The body does not name the constant (a bare name would not resolve in an `impl`):
-/// it builds the same `View` value itself, or names the shared handler's constant.
+/// it builds the same `View` value itself, or names the shared handler's constant. Its
+/// copy is built on first use, not evaluated at compile time: the constant's `static` is
+/// the one place the id is checked, so a refused id is one compile error, not two.
+///
+/// A handler is called by a framework: with no framework feature of `messages-core`
+/// enabled, the body's `require_framework!()` is one compile error at the attribute
+/// saying which feature to enable (the hidden parameter's type exists either way, so
+/// nothing else fails).
 fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
     let name = handler.sig.ident.clone();
     let span = name.span();
@@ -118,8 +135,9 @@ fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
             &VIEW
         }};
         let used = quote_spanned! {span=> {
-            static VIEW: ::messages_core::View = #view;
-            &VIEW
+            static VIEW: ::std::sync::LazyLock<::messages_core::View> =
+                ::std::sync::LazyLock::new(|| #view);
+            ::std::sync::LazyLock::force(&VIEW)
         }};
         (declared, used)
     };
@@ -137,15 +155,20 @@ fn free_function(mut handler: Handler, args: &Args) -> TokenStream {
         syn::parse_quote_spanned!(Span::call_site()=> #param: ::messages_core::__private::Extractor),
     );
     let context = rewrite::context_ident(span);
+    let require_framework = quote_spanned! {Span::call_site()=>
+        ::messages_core::__private::require_framework!();
+    };
     let prologue = quote_spanned! {span=>
+        #require_framework
         let #context = ::messages_core::__private::IntoContext::into_context(#param, #used);
     };
     let function = function(handler, &prologue, true);
     quote!(#marker #function)
 }
 
-/// A method with a receiver: its messages parameter is rebound to the view's context; a
-/// view of its own is registered from inside the body (no item can sit beside a method).
+/// A method with a receiver: its messages parameter is rebound to the view's
+/// `ViewMessages`; a view of its own is registered from inside the body (no item can sit
+/// beside a method), and its `static` is where the id is checked.
 fn method(handler: Handler, args: &Args, rebind: &Rebind) -> TokenStream {
     let name = &handler.sig.ident;
     let span = name.span();

@@ -8,8 +8,6 @@ use syn::{
     token,
 };
 
-use crate::attr::{Args, ViewArg};
-
 /// An `fn` item, body kept as tokens: the signature is all the macro needs to check, and
 /// a body with syntax errors still expands (IDEs keep working).
 pub(crate) struct Handler {
@@ -41,18 +39,18 @@ impl Parse for Handler {
     }
 }
 
-/// How a handler gets at its view's context.
+/// How a handler gets at its view's `ViewMessages`.
 pub(crate) enum Kind {
-    /// A free function: a hidden extractor parameter, and `self` in the body is the
-    /// context. Both are hygienic (mixed-site): the user's own names cannot clash.
+    /// A free function: a hidden `Messages` parameter, and `self` in the body is the
+    /// view's `ViewMessages`. Both are hygienic (mixed-site): the user's own names cannot
+    /// clash.
     Free,
-    /// A method with a real receiver: its parameter of type `Messages` (or
-    /// `RequestMessages`) is rebound to the context. `None` when it has none: the method
-    /// is then left as written.
+    /// A method with a real receiver: its parameter of type `Messages` is rebound to the
+    /// view's `ViewMessages`. `None` when it has none: the method is then left as written.
     Method(Option<Rebind>),
 }
 
-/// The method parameter that becomes the view's context.
+/// The method parameter that becomes the view's `ViewMessages`.
 pub(crate) struct Rebind {
     pub(crate) binding: Ident,
     pub(crate) mutability: Option<Token![mut]>,
@@ -68,10 +66,10 @@ pub(crate) fn not_a_function() -> syn::Error {
 }
 
 impl Handler {
-    /// Checks the handler against the arguments. Problems are reported at the user's
+    /// Checks the handler's signature. Problems are reported at the user's
     /// tokens and repaired where that lets the expansion compile, so each one is reported
     /// once (no follow-up errors from a half-expanded item).
-    pub(crate) fn check(&mut self, args: &mut Args, errors: &mut Errors) -> Kind {
+    pub(crate) fn check(&mut self, errors: &mut Errors) -> Kind {
         if let Some(constness) = self.sig.constness.take() {
             errors.push(syn::Error::new(
                 constness.span,
@@ -84,18 +82,6 @@ impl Handler {
                 "a `#[with_messages]` handler must be an `async fn`",
             ));
             self.sig.asyncness = Some(Token![async](self.sig.fn_token.span));
-        }
-        if args.view.is_none() && !self.sig.ident.to_string().is_ascii() {
-            errors.push(syn::Error::new(
-                self.sig.ident.span(),
-                "the default view id is `module::path::function_name`, which must be ASCII; \
-                 give a stable one with `#[with_messages(view = \"...\")]`",
-            ));
-            // Repaired with a valid id, so the view constant does not fail as well.
-            args.view = Some(ViewArg::Id(syn::LitStr::new(
-                "invalid",
-                self.sig.ident.span(),
-            )));
         }
         match self.sig.receiver() {
             None => Kind::Free,
@@ -128,14 +114,14 @@ impl Handler {
                 errors.push(syn::Error::new(
                     pat.span(),
                     "bind the messages parameter to a name, like `messages: Messages`: it becomes \
-                     the view's `Context`",
+                     the view's `ViewMessages`",
                 ));
                 continue;
             };
             if !first {
                 errors.push(syn::Error::new(
                     ident.span(),
-                    "a `#[with_messages]` method takes one `Messages` (or `RequestMessages`) parameter",
+                    "a `#[with_messages]` method takes one `Messages` parameter",
                 ));
                 continue;
             }
@@ -149,22 +135,23 @@ impl Handler {
             errors.push(syn::Error::new(
                 receiver,
                 "in a method, `self` is the receiver: a `#[with_messages]` method takes a \
-                     parameter of type `Messages` (or `RequestMessages`), which becomes the view's \
-                     `Context`",
+                 parameter of type `Messages`, which becomes the view's `ViewMessages`",
             ));
         }
         Kind::Method(found)
     }
 }
 
-/// `Messages`, `RequestMessages`, a path ending in either, or a reference to one.
+/// `Messages`, a path ending in it, or a reference to one.
 fn is_messages_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) => is_messages_type(&r.elem),
         Type::Paren(p) => is_messages_type(&p.elem),
-        Type::Path(p) => p.path.segments.last().is_some_and(|s| {
-            s.arguments.is_none() && (s.ident == "Messages" || s.ident == "RequestMessages")
-        }),
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.arguments.is_none() && s.ident == "Messages"),
         _ => false,
     }
 }

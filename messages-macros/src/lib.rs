@@ -10,7 +10,7 @@ mod rewrite;
 
 use proc_macro::TokenStream;
 
-/// Binds an async handler to a **view**: inside it, `self` is that view's `Context`
+/// Binds an async handler to a **view**: inside it, `self` is that view's `ViewMessages`
 /// (`self.add_message(...)`, `self.messages().await`, `self.peek()`, `self.count()`,
 /// `self.discard()`), and the view is listed by `messages_core::views()`.
 ///
@@ -47,9 +47,12 @@ use proc_macro::TokenStream;
 /// assert_eq!(view_of!(settings), view_of!(save_settings));
 /// ```
 ///
-/// The function gets a hidden first parameter, the `messages_core::axum::Messages`
-/// extractor (feature `axum`), so the messages layer must be installed on the router; it
-/// may come before a body extractor.
+/// The function gets a hidden first parameter of type `messages_core::Messages`: the
+/// request's messages, the same type for every framework. The framework integration
+/// provides it (with feature `axum`, `Messages` is an extractor, so the messages layer
+/// must be installed on the router; being first, it comes before a body extractor).
+/// Without a framework feature of `messages-core`, each such handler is a compile error
+/// saying which feature to enable.
 ///
 /// # How `view_of!` finds a handler's view
 ///
@@ -73,13 +76,13 @@ use proc_macro::TokenStream;
 /// # On a method
 ///
 /// In a method with a receiver, `self` stays the receiver; the method takes a parameter
-/// of type `Messages` (or `RequestMessages`, or a reference to either), and that
-/// binding becomes the view's `Context`:
+/// of type `Messages` (or `&Messages`), and that binding becomes the view's
+/// `ViewMessages`:
 ///
 /// ```
 /// use std::sync::Arc;
 /// use axum::{Router, routing::get};
-/// use messages_core::axum::Messages;
+/// use messages_core::Messages;
 /// use messages_core::prelude::*;
 ///
 /// struct Pages { greeting: String }
@@ -103,8 +106,9 @@ use proc_macro::TokenStream;
 /// reports such collisions).
 ///
 /// An associated function *without* a receiver is a handler like a free function (`self`
-/// is the context), named `view_of!(Type::function)` or `view = Self::function`. It
-/// cannot be in a *trait* impl (the hidden constant is not a member of the trait).
+/// is the view's `ViewMessages`), named `view_of!(Type::function)` or
+/// `view = Self::function`. It cannot be in a *trait* impl (the hidden constant is not a
+/// member of the trait).
 ///
 /// # With other attribute macros
 ///
@@ -129,18 +133,22 @@ use proc_macro::TokenStream;
 ///
 /// # Arguments
 ///
-/// - `view = "stable.id"`: the view id, checked at compile time (1 to 200 bytes of
-///   printable ASCII without space, `"`, `\`, `{`, `}`, `;`).
+/// - `view = "stable.id"`: the view id, checked at compile time by
+///   `messages_core::ViewId::from_static` (1 to 200 bytes of printable ASCII without
+///   space, `"`, `\`, `{`, `}`, `;`). Without it the id is `module::path::function_name`,
+///   checked the same way: a handler whose name (or module path) is not ASCII needs one.
 /// - `view = path::to::handler`: share the view of another `#[with_messages]` free function.
 ///
 /// # Errors
 ///
 /// Misuse is a compile error at the offending token, and only that error: the function is
 /// still emitted. Refused: a function that is not `async`, a `const fn`, anything that is
-/// not a function with a body, unknown, duplicate or malformed arguments, an invalid id, a
+/// not a function with a body, unknown, duplicate or malformed arguments, an invalid id
+/// (at the `view = "..."` string, or at the function's name for the derived id), a
 /// `view = ...` path that is not a `#[with_messages]` handler, a method without (or with
-/// two) messages parameters. (Wrong stacking under `#[axum::debug_handler]`, above, is
-/// the exception: those errors come from debug_handler's own expansion.)
+/// two) messages parameters, a free function when no framework feature is enabled. (Wrong
+/// stacking under `#[axum::debug_handler]`, above, is the exception: those errors come
+/// from debug_handler's own expansion.)
 ///
 /// ```compile_fail
 /// use messages_core::prelude::*;

@@ -1,8 +1,9 @@
-//! Turns `self` in a free handler's body into the view's context variable.
+//! Turns `self` in a free handler's body into the variable that holds the view's
+//! `ViewMessages`.
 //!
 //! Parsed code is rewritten on the syntax tree: every `self` *expression* (a receiver, a
-//! field base, an argument, a captured value in a closure or an async block) becomes the
-//! context variable. Nested items (`fn`, `impl`, `mod`, ...) keep their own `self`. Macro
+//! field base, an argument, a captured value in a closure or an async block) becomes that
+//! variable. Nested items (`fn`, `impl`, `mod`, ...) keep their own `self`. Macro
 //! invocations are opaque to syn, so their tokens are rewritten one by one with the same
 //! rules; so is a body that does not parse (the compiler then reports the syntax error,
 //! and IDEs keep completing `self.`).
@@ -16,7 +17,7 @@ use quote::ToTokens;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Expr, ExprPath, Item, Macro, Stmt};
 
-/// The local variable that holds a free handler's `Context`.
+/// The local variable that holds a free handler's `ViewMessages`.
 pub(crate) fn context_ident(located_at: Span) -> Ident {
     Ident::new("__messages_ctx", Span::mixed_site().located_at(located_at))
 }

@@ -4,6 +4,10 @@
 //!
 //! Regenerate the snapshots with `TRYBUILD=overwrite cargo test -p messages-macros --test ui`
 //! (see DEVELOPMENT.md), then review each `.stderr`.
+//!
+//! The error of a handler built without any framework feature cannot be a case here (the
+//! features of a build are unified, and these cases need `axum`): `tests/no_framework.rs`
+//! checks it, against `tests/no-framework/lib.stderr`.
 
 #[test]
 fn ui() {

@@ -34,8 +34,8 @@ fn messages(n: usize) -> Vec<Message> {
             Message::success(format!(
                 "Your settings have been changed ({i}); the new address is confirmed."
             ))
-            .title("Saved")
-            .autoclose(i % 2 == 0)
+            .with_title("Saved")
+            .with_autoclose(i % 2 == 0)
         })
         .collect()
 }
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap());
+    let config = MessagesConfig::new(CookieStore::new([KEY]).unwrap());
     let view = ViewId::from_static("bench::settings");
     // A session: the first response of a visit sets it.
     let mut jar = Browser::new();

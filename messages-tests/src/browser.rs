@@ -1,10 +1,11 @@
 //! A simulated browser for tests below the HTTP layer: a cookie jar that sends `Cookie`
 //! to [`MessagesConfig::begin`] and applies the `Set-Cookie` values of
-//! [`RequestMessages::commit`], as the axum layer does.
+//! [`Messages::commit`], as the axum layer does.
 
 use std::collections::BTreeMap;
 
-use messages_core::{Committed, Message, MessagesConfig, RequestMessages, ViewId};
+use messages_core::request::Committed;
+use messages_core::{Message, Messages, MessagesConfig, ViewId};
 
 /// One browser: its cookies (name → value).
 #[derive(Debug, Clone, Default)]
@@ -31,7 +32,7 @@ impl Browser {
     }
 
     /// Starts a request with this browser's cookies.
-    pub fn begin(&self, config: &MessagesConfig) -> RequestMessages {
+    pub fn begin(&self, config: &MessagesConfig) -> Messages {
         let header = self.cookie_header();
         config.begin(header.as_deref())
     }
@@ -56,7 +57,7 @@ impl Browser {
     }
 
     /// Commits a request and applies its cookies; returns what the response carried.
-    pub async fn finish(&mut self, request: &RequestMessages, success: bool) -> Committed {
+    pub async fn finish(&mut self, request: &Messages, success: bool) -> Committed {
         let committed = request.commit(success).await;
         self.apply(&committed);
         committed
@@ -103,7 +104,7 @@ impl Browser {
 }
 
 /// Renders `view`'s messages in `req` (consuming them); returns their texts.
-pub async fn shown_texts(req: &RequestMessages, view: &ViewId) -> Vec<String> {
+pub async fn shown_texts(req: &Messages, view: &ViewId) -> Vec<String> {
     req.context(view)
         .messages()
         .await

@@ -3,10 +3,33 @@
 //! Cluster): bound, ordered by arrival, put back first, exactly once under concurrency,
 //! capped oldest-first, discard, session clearing, pending views, idle expiry.
 //!
+//! [`store_conformance_tests!`](crate::store_conformance_tests) makes one test per case
+//! for a backend, so one failing case does not hide the others:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use messages_core::{MemoryLimits, MemoryStore};
+//!
+//! /// The store under test; with `Some(ttl)`, one whose idle TTL is `ttl`.
+//! fn memory_store(idle_ttl: Option<Duration>) -> MemoryStore {
+//!     let limits = MemoryLimits::default();
+//!     let idle_ttl = idle_ttl.unwrap_or(limits.idle_ttl);
+//!     MemoryStore::with_limits(MemoryLimits { idle_ttl, ..limits })
+//! }
+//!
+//! // Tests `memory::bound_to_session_and_view`, `memory::ordered_by_arrival`, ...
+//! messages_tests::store_conformance_tests!(
+//!     memory,
+//!     |idle_ttl| async move { Some(memory_store(idle_ttl)) },
+//!     MemoryLimits::default().per_context
+//! );
+//! # fn main() {}
+//! ```
+//!
 //! Every case uses fresh random sessions, so the suite can run on a store that holds
-//! other data. [`run`] needs a multi-threaded tokio runtime (the concurrency case spawns
-//! tasks) and a store whose per-context cap is at least [`CONCURRENT_ADDS`] for the
-//! concurrency case to run at full strength.
+//! other data (a server shared by the tests of a binary, say). The concurrency case runs
+//! on a multi-threaded runtime, at full strength when the store's per-context cap is at
+//! least [`CONCURRENT_ADDS`].
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -39,19 +62,94 @@ const A: ViewId = ViewId::from_static("app::a");
 const B: ViewId = ViewId::from_static("app::b");
 const C: ViewId = ViewId::from_static("app::c");
 
-/// Runs every case but [`idle_expiry`] (which needs a store with a short TTL).
-/// `per_context` is the store's cap.
-pub async fn run(store: Arc<dyn MessageStore>, per_context: usize) {
-    bound_to_session_and_view(&*store).await;
-    ordered_by_arrival(&*store).await;
-    put_back_goes_before_newer_messages(&*store).await;
-    exactly_once_in_sequence(&*store).await;
-    readding_a_message_does_not_duplicate_it(&*store).await;
-    cap_drops_oldest(&*store, per_context).await;
-    discard_removes_one_view(&*store).await;
-    clear_session_removes_every_view(&*store).await;
-    pending_views_lists_views_with_messages(&*store).await;
-    exactly_once_under_concurrency(&store, per_context).await;
+/// The idle TTL of the store [`idle_expiry`] runs on (the macro asks the backend for a
+/// store with this TTL).
+pub const IDLE_TTL: Duration = Duration::from_millis(200);
+
+/// `store` behind an `Arc` (not a second one around an `Arc`).
+pub fn shared(store: impl MessageStore) -> Arc<dyn MessageStore> {
+    store.into_shared()
+}
+
+/// One test per case of the store contract, in a module `$name`.
+///
+/// `$make` is an async function (or a closure returning a future) of
+/// `Option<Duration>`, the idle TTL the case needs (`None`: the backend's usual store;
+/// `Some(ttl)` for [`idle_expiry`]: a store whose sessions expire `ttl` after their last
+/// write), returning `Option<impl MessageStore>`: `None` skips the case (a backend that
+/// is not installed here). `$per_context` is the store's per-context cap. Paths in both
+/// are resolved in the calling module (the module made has `use super::*`).
+///
+/// Each test runs on its own tokio runtime (the concurrency case on a multi-threaded
+/// one) and asks `$make` for its own store; see [`conformance`](crate::conformance). A
+/// new case of the contract is a `pub async fn` of that module and one line here.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($name:ident, $make:expr, $per_context:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The store of one case, or `None` to skip it.
+            async fn store_for_case(
+                idle_ttl: ::std::option::Option<::std::time::Duration>,
+            ) -> ::std::option::Option<
+                ::std::sync::Arc<dyn $crate::__private::messages_core::MessageStore>,
+            > {
+                let store = ($make)(idle_ttl).await?;
+                ::std::option::Option::Some($crate::conformance::shared(store))
+            }
+
+            $crate::__store_conformance_case!(bound_to_session_and_view);
+            $crate::__store_conformance_case!(ordered_by_arrival);
+            $crate::__store_conformance_case!(put_back_goes_before_newer_messages);
+            $crate::__store_conformance_case!(exactly_once_in_sequence);
+            $crate::__store_conformance_case!(readding_a_message_does_not_duplicate_it);
+            $crate::__store_conformance_case!(discard_removes_one_view);
+            $crate::__store_conformance_case!(clear_session_removes_every_view);
+            $crate::__store_conformance_case!(pending_views_lists_views_with_messages);
+
+            #[tokio::test]
+            async fn cap_drops_oldest() {
+                let Some(store) = store_for_case(None).await else {
+                    return;
+                };
+                $crate::conformance::cap_drops_oldest(&*store, $per_context).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn exactly_once_under_concurrency() {
+                let Some(store) = store_for_case(None).await else {
+                    return;
+                };
+                $crate::conformance::exactly_once_under_concurrency(&store, $per_context).await;
+            }
+
+            #[tokio::test]
+            async fn idle_expiry() {
+                let ttl = $crate::conformance::IDLE_TTL;
+                let Some(store) = store_for_case(Some(ttl)).await else {
+                    return;
+                };
+                $crate::conformance::idle_expiry(&*store, ttl).await;
+            }
+        }
+    };
+}
+
+/// One test of [`store_conformance_tests!`]: a case taking only the store.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_case {
+    ($case:ident) => {
+        #[tokio::test]
+        async fn $case() {
+            let Some(store) = store_for_case(None).await else {
+                return;
+            };
+            $crate::conformance::$case(&*store).await;
+        }
+    };
 }
 
 /// A message is only returned for the (session, view) it was added to.
@@ -171,7 +269,10 @@ pub async fn put_back_goes_before_newer_messages(store: &dyn MessageStore) {
 /// Peek and count do not consume; take does, once.
 pub async fn exactly_once_in_sequence(store: &dyn MessageStore) {
     let s = session();
-    let m = Message::warning("once").title("t").tag("x").autoclose(true);
+    let m = Message::warning("once")
+        .with_title("t")
+        .with_tag("x")
+        .with_autoclose(true);
     store.add(&s, &A, m.clone()).await.unwrap();
     assert_eq!(store.peek(&s, &A).await.unwrap(), std::slice::from_ref(&m));
     assert_eq!(store.count(&s, &A).await.unwrap(), 1);

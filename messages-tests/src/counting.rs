@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use messages_core::{Lease, Message, MessageStore, Result, SessionKey, Taken, ViewId};
+use messages_core::store::{Lease, Taken};
+use messages_core::{Message, MessageStore, Result, SessionKey, ViewId};
 
 /// How many times each [`MessageStore`] method was called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -211,5 +212,11 @@ impl MessageStore for CountingStore {
     async fn pending_views(&self, s: &SessionKey) -> Result<Vec<ViewId>> {
         hit(&self.counters.pending_views);
         self.inner.pending_views(s).await
+    }
+
+    /// Counted as `clear_session`: one call that rewrites a whole session.
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        hit(&self.counters.clear_session);
+        self.inner.rotate(from, to).await
     }
 }

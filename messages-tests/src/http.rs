@@ -1,11 +1,13 @@
-//! HTTP-level helpers: an axum router served on a real loopback listener, a client with a
-//! cookie jar, and a parser of the example's `<ul id="messages">` contract.
+//! HTTP-level helpers: an application served on a real loopback listener (by any
+//! framework: [`TestServer::serve`] takes a serve function; [`TestServer::axum`] serves an
+//! axum `Router`), a client with a cookie jar, and a parser of the example's
+//! `<ul id="messages">` contract.
 //!
 //! ```no_run
 //! # async fn demo(app: axum::Router) {
 //! use messages_tests::http::TestServer;
 //!
-//! let server = TestServer::start(app).await;
+//! let server = TestServer::axum(app).await;
 //! let mut browser = server.client();
 //! let posted = browser.post_form("/settings", &[("name", "Ada")]).await;
 //! assert_eq!(posted.status, 303);
@@ -25,12 +27,12 @@ use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use messages_core::Committed;
+use messages_core::request::Committed;
 use tokio::task::JoinHandle;
 
 use crate::Browser;
 
-/// A router served on `127.0.0.1:<free port>` until dropped.
+/// An application served on `127.0.0.1:<free port>` until dropped.
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
@@ -39,18 +41,43 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `app` on a free loopback port.
+    /// Binds a free loopback port and runs `serve` on it, on a task of the current tokio
+    /// runtime (so a current-thread test runtime runs the application on the test's
+    /// thread), until the server is dropped.
+    ///
+    /// `serve` gets the bound listener (non-blocking, as tokio's and actix-web's
+    /// `listen` want it) and returns the future that serves it; an error it ends with is
+    /// printed. Any framework fits:
+    ///
+    /// ```no_run
+    /// # async fn demo(app: axum::Router) {
+    /// use messages_tests::http::TestServer;
+    ///
+    /// let server = TestServer::serve(|listener| async move {
+    ///     let listener = tokio::net::TcpListener::from_std(listener)?;
+    ///     axum::serve(listener, app).await
+    /// })
+    /// .await;
+    /// // actix-web: `|l| async move { HttpServer::new(app).listen(l)?.run().await }`
+    /// # }
+    /// ```
     ///
     /// # Panics
     /// If no loopback port can be bound (a test environment failure).
     #[allow(clippy::expect_used)]
-    pub async fn start(app: Router) -> TestServer {
+    pub async fn serve<F, Fut>(serve: F) -> TestServer
+    where
+        F: FnOnce(std::net::TcpListener) -> Fut,
+        Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind a loopback port");
         let addr = listener.local_addr().expect("listener address");
+        let listener = listener.into_std().expect("a std listener");
+        let serving = serve(listener);
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = serving.await {
                 eprintln!("test server stopped: {e}");
             }
         });
@@ -59,6 +86,22 @@ impl TestServer {
             task,
             guards: Vec::new(),
         }
+    }
+
+    /// Serves an axum `app` on a free loopback port: [`serve`](TestServer::serve) with
+    /// `axum::serve`.
+    pub async fn axum(app: Router) -> TestServer {
+        TestServer::serve(|listener| async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app).await
+        })
+        .await
+    }
+
+    /// The same as [`axum`](TestServer::axum), under its former name (kept for the
+    /// callers not moved yet).
+    pub async fn start(app: Router) -> TestServer {
+        TestServer::axum(app).await
     }
 
     /// Keeps `guard` (a Redis server the app uses, say) alive as long as the server.
@@ -166,10 +209,8 @@ impl HttpClient {
             body: String::from_utf8_lossy(&bytes).into_owned(),
         };
         // The jar applies Set-Cookie values as it does for a committed request.
-        let committed = Committed {
-            set_cookie: reply.all(SET_COOKIE.as_str()),
-            touched: false,
-        };
+        let mut committed = Committed::default();
+        committed.set_cookie = reply.all(SET_COOKIE.as_str());
         self.cookies.apply(&committed);
         if let Some(jar) = &self.shared {
             lock(jar).apply(&committed);

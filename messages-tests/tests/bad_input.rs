@@ -11,9 +11,10 @@
 
 use std::fmt::Write as _;
 
+use messages_core::Storage;
 use messages_core::{
-    CookieStore, FallbackStore, InvalidViewId, MAX_TAG_BYTES, MAX_TAGS, MAX_TEXT_BYTES,
-    MAX_TITLE_BYTES, MAX_VIEW_ID_BYTES, MemoryStore, Message, MessagesConfig, SessionKey, ViewId,
+    CookieStore, InvalidViewId, MAX_TAG_BYTES, MAX_TAGS, MAX_TEXT_BYTES, MAX_TITLE_BYTES,
+    MAX_VIEW_ID_BYTES, MemoryStore, Message, MessagesConfig, SessionKey, ViewId,
 };
 use messages_tests::store_harness::LogCapture;
 use messages_tests::{Browser, CountingStore};
@@ -29,16 +30,16 @@ fn storages() -> [(&'static str, MessagesConfig); 3] {
     let cookie = || CookieStore::new([KEY]).unwrap().budget(BUDGET).unwrap();
     [
         ("memory", MessagesConfig::new(MemoryStore::new())),
-        ("cookie", MessagesConfig::cookie(cookie())),
+        ("cookie", MessagesConfig::new(cookie())),
         (
             "fallback",
-            MessagesConfig::fallback(FallbackStore::new(cookie(), MemoryStore::new())),
+            MessagesConfig::new(Storage::fallback(cookie(), MemoryStore::new())),
         ),
     ]
 }
 
 /// Checks a response's cookies and applies them to `browser`.
-async fn finish(browser: &mut Browser, request: &messages_core::RequestMessages, what: &str) {
+async fn finish(browser: &mut Browser, request: &messages_core::Messages, what: &str) {
     let done = browser.finish(request, true).await;
     for set in &done.set_cookie {
         let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
@@ -89,7 +90,7 @@ fn warned(logs: &LogCapture, what: &str) -> bool {
 
 /// A valid session key other than any in use.
 fn key() -> String {
-    SessionKey::generate().unwrap().to_string()
+    SessionKey::generate().unwrap().as_str().to_owned()
 }
 
 #[tokio::test]
@@ -315,9 +316,12 @@ async fn unusual_text_passes_through_unchanged() {
         let mut browser = Browser::new();
         let request = browser.begin(&config);
         for t in texts {
-            request
-                .context(&VIEW)
-                .add_message(Message::info(t).title(t).tag(t).data(t.into()));
+            request.context(&VIEW).add_message(
+                Message::info(t)
+                    .with_title(t)
+                    .with_tag(t)
+                    .with_data(t.into()),
+            );
         }
         finish(&mut browser, &request, name).await;
         let request = browser.begin(&config);
@@ -326,8 +330,8 @@ async fn unusual_text_passes_through_unchanged() {
         let got: Vec<&str> = shown.iter().map(Message::text).collect();
         assert_eq!(got, texts, "{name}: text changed in storage");
         for (m, t) in shown.iter().zip(texts) {
-            assert_eq!((m.title_text(), m.tags()), (Some(t), &[t.to_owned()][..]));
-            assert_eq!(m.data_value(), Some(&t.into()), "{name}");
+            assert_eq!((m.title(), m.tags()), (Some(t), &[t.to_owned()][..]));
+            assert_eq!(m.data(), Some(&t.into()), "{name}");
         }
     }
     // A header that was not UTF-8 reaches `begin` with replacement characters, at worst.
@@ -363,10 +367,10 @@ fn incompressible(len: usize) -> String {
 async fn text_over_the_cap_is_cut_not_refused() {
     let huge = "é".repeat(1 << 20); // 2 MiB of two-byte characters
     let logs = LogCapture::start();
-    let message = Message::warning(huge.as_str()).title(huge.as_str());
+    let message = Message::warning(huge.as_str()).with_title(huge.as_str());
     assert!(warned(&logs, "text cut to its size limit"));
     assert!(message.text().len() <= MAX_TEXT_BYTES && message.text().ends_with('…'));
-    assert!(message.title_text().unwrap().len() <= MAX_TITLE_BYTES);
+    assert!(message.title().unwrap().len() <= MAX_TITLE_BYTES);
     for (name, config) in storages() {
         // Cut text that compresses fits even the cookie.
         let mut browser = Browser::new();
@@ -398,12 +402,12 @@ async fn data_and_tags_over_their_limits_are_left_out() {
     let big_data = serde_json::json!({ "blob": "d".repeat(8192) });
     let logs = LogCapture::start();
     let mut message = Message::error("with too much attached")
-        .data(big_data)
-        .tag("t".repeat(MAX_TAG_BYTES + 1));
+        .with_data(big_data)
+        .with_tag("t".repeat(MAX_TAG_BYTES + 1));
     for i in 0..100 {
-        message = message.tag(format!("tag{i}"));
+        message = message.with_tag(format!("tag{i}"));
     }
-    assert!(message.data_value().is_none());
+    assert!(message.data().is_none());
     assert_eq!(message.tags().len(), MAX_TAGS);
     assert_eq!(message.tags()[0], "tag0", "the over-long tag was skipped");
     assert!(warned(&logs, "data dropped, over its size limit"));

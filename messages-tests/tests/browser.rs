@@ -202,7 +202,8 @@ async fn dashboard_screenshot(site: &Site, a: &Chromium) {
     // view is looked up in the server store), and the session exists from here on.
     site.post(a, "/jobs/import", &[]).await;
     let session = site.session(a).await;
-    let backup = Message::success("Nightly backup completed: 1,284 files, 2.3 GB.").title("Backup");
+    let backup =
+        Message::success("Nightly backup completed: 1,284 files, 2.3 GB.").with_title("Backup");
     site.jobs.add(&session, &view, backup).await.unwrap();
     site.post(
         a,
@@ -217,7 +218,7 @@ async fn dashboard_screenshot(site: &Site, a: &Chromium) {
         .await;
     let quota = Message::warning("Storage is 91 % full; old exports will be removed on Friday.");
     site.jobs
-        .add(&session, &view, quota.title("Quota"))
+        .add(&session, &view, quota.with_title("Quota"))
         .await
         .unwrap();
     site.job_delivered(a).await;
@@ -259,7 +260,7 @@ impl Site {
         let jobs = config
             .server_store()
             .expect("memory and fallback have a server store");
-        let server = TestServer::start(messages_example::app(config)).await;
+        let server = TestServer::axum(messages_example::app(config)).await;
         Site {
             store,
             server,

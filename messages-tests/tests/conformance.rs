@@ -1,25 +1,22 @@
-//! The store contract (`messages_tests::conformance`) against `MemoryStore`; the Redis
-//! runs are in `redis_store.rs`.
+//! The store contract (`messages_tests::conformance`) against `MemoryStore`, one test per
+//! case (`memory::<case>`); the Redis runs are in `redis_store.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use messages_core::{MemoryLimits, MemoryStore};
-use messages_tests::conformance;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_store_follows_the_store_contract() {
+/// A store with the default limits; with `Some(ttl)`, sessions idle for `ttl` expire.
+fn memory_store(idle_ttl: Option<Duration>) -> MemoryStore {
     let limits = MemoryLimits::default();
-    conformance::run(
-        Arc::new(MemoryStore::with_limits(limits)),
-        limits.per_context,
-    )
-    .await;
-    let ttl = Duration::from_millis(200);
-    let short = MemoryStore::with_limits(MemoryLimits {
-        idle_ttl: ttl,
+    MemoryStore::with_limits(MemoryLimits {
+        idle_ttl: idle_ttl.unwrap_or(limits.idle_ttl),
         ..limits
-    });
-    conformance::idle_expiry(&short, ttl).await;
+    })
 }
+
+messages_tests::store_conformance_tests!(
+    memory,
+    |idle_ttl| async move { Some(memory_store(idle_ttl)) },
+    MemoryLimits::default().per_context
+);

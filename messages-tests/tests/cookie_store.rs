@@ -19,7 +19,7 @@ const DASHBOARD: ViewId = ViewId::from_static("tests::dashboard");
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
 fn config() -> MessagesConfig {
-    MessagesConfig::cookie(CookieStore::new([KEY]).unwrap())
+    MessagesConfig::new(CookieStore::new([KEY]).unwrap())
 }
 
 fn now_ms() -> u64 {
@@ -138,10 +138,12 @@ fn with_messages_cookie(jar: &Browser, value: &str) -> String {
 #[tokio::test]
 async fn value_signed_for_one_cookie_name_fails_under_another() {
     let messages = config();
-    let flash = config().cookie_settings(CookieSettings {
-        messages_name: "flash".into(),
-        ..CookieSettings::default()
-    });
+    let flash = config()
+        .cookie_settings(CookieSettings {
+            messages_name: "flash".into(),
+            ..CookieSettings::default()
+        })
+        .unwrap();
     let jar = jar_with(&messages, &["Saved."]).await;
     let value = jar.cookie("messages").unwrap();
     let header = format!(
@@ -168,14 +170,18 @@ async fn value_signed_for_one_cookie_name_fails_under_another() {
 async fn length_prefixes_keep_name_and_session_apart() {
     // Without length prefixes, (name "ab", session S, payload P) and
     // (name "a", session "b" + S[..42], payload S[42] + P) are one MAC input.
-    let ab = config().cookie_settings(CookieSettings {
-        messages_name: "ab".into(),
-        ..CookieSettings::default()
-    });
-    let a = config().cookie_settings(CookieSettings {
-        messages_name: "a".into(),
-        ..CookieSettings::default()
-    });
+    let ab = config()
+        .cookie_settings(CookieSettings {
+            messages_name: "ab".into(),
+            ..CookieSettings::default()
+        })
+        .unwrap();
+    let a = config()
+        .cookie_settings(CookieSettings {
+            messages_name: "a".into(),
+            ..CookieSettings::default()
+        })
+        .unwrap();
     let (jar, shifted) = loop {
         let mut jar = Browser::new();
         jar.add(&ab, &SETTINGS, &["for ab"]).await;
@@ -217,8 +223,8 @@ async fn length_prefixes_keep_name_and_session_apart() {
 
 #[tokio::test]
 async fn rotation_signs_with_the_first_key_and_accepts_any() {
-    let old = MessagesConfig::cookie(CookieStore::new([OTHER_KEY]).unwrap());
-    let rotated = MessagesConfig::cookie(CookieStore::new([KEY, OTHER_KEY]).unwrap());
+    let old = MessagesConfig::new(CookieStore::new([OTHER_KEY]).unwrap());
+    let rotated = MessagesConfig::new(CookieStore::new([KEY, OTHER_KEY]).unwrap());
     let new_only = config();
     let mut jar = jar_with(&old, &["signed with the old key"]).await;
     // The rotated store reads the old cookie ...
@@ -260,7 +266,7 @@ fn keys_shorter_than_32_bytes_are_refused_with_a_clear_error() {
 
 #[tokio::test]
 async fn max_age_is_enforced_on_verify() {
-    let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().max_age(MAX_AGE));
+    let config = MessagesConfig::new(CookieStore::new([KEY]).unwrap().max_age(MAX_AGE));
     let jar = jar_with(&config, &["x"]).await;
     let session = jar.cookie("messages_session").unwrap();
     let body = format!(
@@ -301,7 +307,7 @@ async fn max_age_is_enforced_on_verify() {
 #[tokio::test]
 async fn compression_only_when_it_shrinks_and_its_flag_is_signed() {
     let compressing = config();
-    let plain = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().compression(false));
+    let plain = MessagesConfig::new(CookieStore::new([KEY]).unwrap().compression(false));
     let small = jar_with(&compressing, &["Saved."]).await;
     assert_eq!(
         WireValue::parse(small.cookie("messages").unwrap())
@@ -444,14 +450,14 @@ async fn every_single_bit_flip_is_refused() {
 
 #[tokio::test]
 async fn value_signed_with_a_retired_key_is_refused() {
-    let retired = MessagesConfig::cookie(CookieStore::new([OTHER_KEY]).unwrap());
+    let retired = MessagesConfig::new(CookieStore::new([OTHER_KEY]).unwrap());
     let jar = jar_with(&retired, &["old"]).await;
     assert_refused(&config(), &jar.cookie_header().unwrap(), "bad signature").await;
 }
 
 #[tokio::test]
 async fn expired_value_is_refused() {
-    let short = MessagesConfig::cookie(
+    let short = MessagesConfig::new(
         CookieStore::new([KEY])
             .unwrap()
             .max_age(Duration::from_millis(20)),
@@ -919,7 +925,7 @@ proptest! {
         requests in proptest::collection::vec(request_strategy(), 1..5),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().budget(budget).unwrap().compression(compress));
+        let config = MessagesConfig::new(CookieStore::new([KEY]).unwrap().budget(budget).unwrap().compression(compress));
         let views = views();
         let mut jar = Browser::new();
         let mut added: Vec<(usize, messages_core::MessageId)> = Vec::new();
@@ -930,7 +936,7 @@ proptest! {
             let shown_before = shown.clone();
             for add in adds {
                 let mut m = Message::info(add.text);
-                if let Some(t) = add.title { m = m.title(t); }
+                if let Some(t) = add.title { m = m.with_title(t); }
                 added.push((add.view, m.id()));
                 req.context(&views[add.view]).add_message(m);
             }
@@ -995,13 +1001,14 @@ async fn the_largest_budget_is_used_and_its_cookie_fits_a_browser() {
         path: "/some/application/path".into(),
         ..CookieSettings::default()
     };
-    let config = MessagesConfig::cookie(
+    let config = MessagesConfig::new(
         CookieStore::new([KEY])
             .unwrap()
             .budget(CookieStore::MAX_BUDGET)
             .unwrap(),
     )
-    .cookie_settings(settings);
+    .cookie_settings(settings)
+    .unwrap();
     // Random text does not compress: 40 of these are far over the budget.
     let random = || {
         (0..3)
@@ -1031,7 +1038,7 @@ async fn the_largest_budget_is_used_and_its_cookie_fits_a_browser() {
     assert_eq!(shown, texts[texts.len() - shown.len()..]);
 
     // The smallest budget holds a short message.
-    let small = MessagesConfig::cookie(
+    let small = MessagesConfig::new(
         CookieStore::new([KEY])
             .unwrap()
             .budget(CookieStore::MIN_BUDGET)
@@ -1078,7 +1085,7 @@ async fn cookie_attributes_and_deletion() {
         path: "/app".into(),
         ..CookieSettings::default()
     };
-    let secure = config.clone().cookie_settings(settings);
+    let secure = config.clone().cookie_settings(settings).unwrap();
     let mut jar = Browser::new();
     for c in jar.add(&secure, &SETTINGS, &["Saved."]).await.set_cookie {
         assert!(c.contains("; Secure") && c.contains("Path=/app"), "{c}");
@@ -1284,12 +1291,14 @@ async fn tags_and_fields_round_trip() {
     let mut jar = Browser::new();
     let sent = vec![
         Message::warning("no tags"),
-        Message::info("empty tag").tag(""),
-        Message::success("tagged").tag("x").tag("settings"),
+        Message::info("empty tag").with_tag(""),
+        Message::success("tagged")
+            .with_tag("x")
+            .with_tag("settings"),
         Message::error("full")
-            .title("Saved")
-            .autoclose(true)
-            .data(serde_json::json!({"field": "name", "n": [1, 2]})),
+            .with_title("Saved")
+            .with_autoclose(true)
+            .with_data(serde_json::json!({"field": "name", "n": [1, 2]})),
     ];
     let req = jar.begin(&config);
     for m in &sent {
@@ -1308,11 +1317,16 @@ async fn five_messages_of_400_chars_keep_the_newest_four() {
     // Django: the cookie drops the oldest. Random text, compression off, so only the
     // count decides; 230 characters here fit four but not five, as Django's 400 do in
     // its smaller per-message overhead.
-    let config = MessagesConfig::cookie(CookieStore::new([KEY]).unwrap().compression(false));
+    let config = MessagesConfig::new(CookieStore::new([KEY]).unwrap().compression(false));
     let texts: Vec<String> = (0..5)
         .map(|i| {
             let noise = (0..6)
-                .map(|_| messages_core::SessionKey::generate().unwrap().to_string())
+                .map(|_| {
+                    messages_core::SessionKey::generate()
+                        .unwrap()
+                        .as_str()
+                        .to_owned()
+                })
                 .collect::<String>();
             format!("{i}{}", &noise[..229])
         })

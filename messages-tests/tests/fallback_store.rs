@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use messages_core::Storage;
 use messages_core::{
-    CookieStore, FallbackStore, MemoryStore, Message, MessageId, MessageStore, MessagesConfig,
-    SessionKey, ViewId,
+    CookieStore, MemoryStore, Message, MessageId, MessageStore, MessagesConfig, SessionKey, ViewId,
 };
 use messages_tests::store_harness::{LogCapture, WireValue};
 use messages_tests::{Browser, CountingStore, shown_texts};
@@ -20,8 +20,7 @@ const DASHBOARD: ViewId = ViewId::from_static("tests::dashboard");
 
 fn fallback(cookie: CookieStore) -> (MessagesConfig, CountingStore) {
     let server = CountingStore::new(MemoryStore::new());
-    let config =
-        MessagesConfig::fallback(FallbackStore::with_shared(cookie, Arc::new(server.clone())));
+    let config = MessagesConfig::new(Storage::fallback(cookie, Arc::new(server.clone())));
     (config, server)
 }
 
@@ -248,7 +247,7 @@ async fn expect_later_then_out_of_band_add_delivers() {
     let session = req.context(&SETTINGS).expect_later().unwrap();
     let set = jar.finish(&req, true).await.set_cookie;
     assert!(
-        set[0].starts_with(&format!("messages_session={session}")),
+        set[0].starts_with(&format!("messages_session={}", session.as_str())),
         "{set:?}"
     );
     assert!(
@@ -443,7 +442,7 @@ proptest! {
         let views = views();
         let mut jar = Browser::new();
         let mut pending: BTreeMap<usize, Vec<MessageId>> = BTreeMap::new();
-        let check = |done: &messages_core::Committed| -> Result<(), TestCaseError> {
+        let check = |done: &messages_core::request::Committed| -> Result<(), TestCaseError> {
             for c in &done.set_cookie {
                 let parsed = cookie::Cookie::parse(c.as_str()).unwrap();
                 if parsed.name() == "messages" {

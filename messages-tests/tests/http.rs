@@ -14,8 +14,8 @@ use axum::http::header::{CACHE_CONTROL, VARY};
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use messages_core::axum::{Messages, MessagesLayer};
 use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
+use messages_core::{Messages, axum::MessagesLayer};
 use messages_tests::CountingStore;
 use messages_tests::http::{Reply, TestServer};
 use messages_tests::redis_server::RedisServer;
@@ -465,7 +465,7 @@ async fn views_lists_settings_and_dashboard() {
 #[tokio::test]
 async fn a_request_that_never_reads_does_no_store_call() {
     let store = CountingStore::new(MemoryStore::new());
-    let server = TestServer::start(messages_example::app(MessagesConfig::new(store.clone()))).await;
+    let server = TestServer::axum(messages_example::app(MessagesConfig::new(store.clone()))).await;
     let mut b = server.client();
     for path in ["/", "/static/app.css", "/views", "/settings"] {
         let reply = b.get(path).await;
@@ -539,7 +539,7 @@ async fn a_missing_layer_is_a_500_naming_it() {
             get(|m: Option<Messages>| async move { if m.is_some() { "layer" } else { "none" } }),
         );
     // The server runs on this thread (current-thread runtime), so its logs are captured.
-    let server = TestServer::start(app).await;
+    let server = TestServer::axum(app).await;
     let mut b = server.client();
     let reply = b.get("/needs").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -613,7 +613,7 @@ fn inbox_app(config: MessagesConfig, hung: tokio::sync::mpsc::Sender<()>) -> Rou
 #[tokio::test]
 async fn a_failed_response_keeps_what_it_read() {
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-    let server = TestServer::start(inbox_app(MessagesConfig::new(MemoryStore::new()), tx)).await;
+    let server = TestServer::axum(inbox_app(MessagesConfig::new(MemoryStore::new()), tx)).await;
     let mut b = server.client();
     assert_eq!(
         b.post_form("/add", &[]).await.status,
@@ -636,7 +636,7 @@ async fn a_failed_response_keeps_what_it_read() {
 async fn a_cancelled_request_keeps_what_it_took() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let app = inbox_app(MessagesConfig::new(MemoryStore::new()), tx);
-    let server = TestServer::start(app.clone()).await;
+    let server = TestServer::axum(app.clone()).await;
     let mut b = server.client();
     b.post_form("/add", &[]).await;
     let cookie = b.cookies.cookie_header().unwrap();
@@ -667,7 +667,7 @@ async fn a_cancelled_request_keeps_what_it_took() {
 #[tokio::test]
 async fn cache_headers_of_the_handler_are_made_private() {
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-    let server = TestServer::start(inbox_app(MessagesConfig::new(MemoryStore::new()), tx)).await;
+    let server = TestServer::axum(inbox_app(MessagesConfig::new(MemoryStore::new()), tx)).await;
     let mut b = server.client();
     let public = b.get("/public").await;
     assert_eq!(public.header("cache-control"), Some("public, max-age=60"));
@@ -685,7 +685,7 @@ async fn nested_layers_commit_once() {
         .route("/show", get(show))
         .route_layer(MessagesLayer::new(config.clone()))
         .layer(MessagesLayer::new(config));
-    let server = TestServer::start(app).await;
+    let server = TestServer::axum(app).await;
     let mut b = server.client();
     let posted = b.post_form("/add", &[]).await;
     assert_eq!(posted.set_cookies().len(), 1, "{:?}", posted.set_cookies());

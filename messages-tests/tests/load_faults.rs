@@ -272,7 +272,7 @@ async fn run_with_a_kill(hold_reads: bool) -> Option<Figures> {
     let app = Router::new()
         .route("/notes", get(notes::notes).post(notes::add_note))
         .layer(MessagesLayer::new(MessagesConfig::new(store)));
-    let http = TestServer::start(app).await;
+    let http = TestServer::axum(app).await;
 
     let load = Arc::new(Load {
         phase: AtomicU8::new(UP),

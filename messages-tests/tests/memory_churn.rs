@@ -55,6 +55,7 @@ async fn a_million_sessions_stay_within_the_caps() {
         max_messages: MAX_MESSAGES,
         max_bytes: MAX_BYTES,
         idle_ttl: Duration::from_secs(3600),
+        ..MemoryLimits::default()
     });
     // One message in five is long, so the byte cap is what binds.
     let long = "L".repeat(2000);

@@ -1,7 +1,8 @@
 //! The semantics of DESIGN.md checked against a reference model, for every storage.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use messages_core::{CookieStore, FallbackStore, MemoryLimits, MemoryStore, MessagesConfig};
+use messages_core::Storage;
+use messages_core::{CookieStore, MemoryLimits, MemoryStore, MessagesConfig};
 use messages_tests::model::{check, ops};
 use proptest::prelude::*;
 
@@ -38,20 +39,20 @@ proptest! {
     // enough here that nothing is dropped (dropping is checked in cookie_store.rs).
     #[test]
     fn cookie_store_follows_the_model(ops in ops(BROWSERS, 25)) {
-        let config = MessagesConfig::cookie(cookie_store().budget(CookieStore::MAX_BUDGET).unwrap());
+        let config = MessagesConfig::new(cookie_store().budget(CookieStore::MAX_BUDGET).unwrap());
         rt().block_on(check(&config, &ops, BROWSERS, usize::MAX))?;
     }
 
     // The smallest budget: most requests spill to the server store and read it back.
     #[test]
     fn fallback_store_follows_the_model_when_spilling(ops in ops(BROWSERS, 40)) {
-        let config = MessagesConfig::fallback(FallbackStore::new(cookie_store().budget(256).unwrap(), MemoryStore::new()));
+        let config = MessagesConfig::new(Storage::fallback(cookie_store().budget(256).unwrap(), MemoryStore::new()));
         rt().block_on(check(&config, &ops, BROWSERS, usize::MAX))?;
     }
 
     #[test]
     fn fallback_store_follows_the_model(ops in ops(BROWSERS, 40)) {
-        let config = MessagesConfig::fallback(FallbackStore::new(cookie_store(), MemoryStore::new()));
+        let config = MessagesConfig::new(Storage::fallback(cookie_store(), MemoryStore::new()));
         rt().block_on(check(&config, &ops, BROWSERS, usize::MAX))?;
     }
 }

@@ -76,7 +76,7 @@ async fn killed_server_fails_fast_pages_render_and_the_store_recovers() {
     let store = RedisStore::connect(&server.url(), RedisOptions::default())
         .await
         .unwrap();
-    let config = MessagesConfig::with_shared(Arc::new(store.clone()));
+    let config = MessagesConfig::new(Arc::new(store.clone()));
     let mut browser = Browser::new();
     let req = browser.begin(&config);
     req.context(&VIEW).add_message(Message::info("before"));

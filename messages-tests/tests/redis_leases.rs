@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use messages_core::Storage;
 use messages_core::redis_client::AsyncCommands;
 use messages_core::{
-    CookieStore, FallbackStore, Message, MessageStore, MessagesConfig, RedisOptions, RedisStore,
-    SessionKey, ViewId,
+    CookieStore, Message, MessageStore, MessagesConfig, RedisOptions, RedisStore, SessionKey,
+    ViewId,
 };
 use messages_tests::browser::shown_texts;
 use messages_tests::redis_server::{RedisCluster, RedisServer};
@@ -217,8 +218,8 @@ async fn all_cases(store: &RedisStore, keys: impl AsyncFn() -> Vec<String> + Cop
         .budget(256)
         .unwrap()
         .compression(false);
-    let fallback = FallbackStore::new(cookie, store.clone());
-    requests_settle_or_lose_nothing(&MessagesConfig::fallback(fallback), 400).await;
+    let fallback = Storage::fallback(cookie, store.clone());
+    requests_settle_or_lose_nothing(&MessagesConfig::new(fallback), 400).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

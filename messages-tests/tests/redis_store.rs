@@ -1,24 +1,21 @@
-//! `RedisStore` against real servers started by the test: one node and a 3-node Redis
-//! Cluster. The store contract (`conformance`), the reference model of the request
-//! semantics (`model`), and what is particular to Redis: key layout, hash slots,
-//! namespaces, undecodable members.
+//! `RedisStore` against real servers: one node and a 3-node Redis Cluster, each started
+//! once for the whole binary (`messages_tests::shared`; every test connects its own store
+//! and uses sessions of its own). The store contract (`conformance`, one test per case),
+//! the reference model of the request semantics (`model`), and what is particular to
+//! Redis: key layout, hash slots, namespaces, undecodable members.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use messages_core::Storage;
 use messages_core::redis_client::{self, AsyncCommands};
 use messages_core::{
-    CookieStore, FallbackStore, Message, MessageStore, MessagesConfig, RedisOptions, RedisStore,
-    SessionKey, ViewId,
+    CookieStore, Message, MessageStore, MessagesConfig, RedisOptions, RedisStore, SessionKey,
+    ViewId,
 };
-use messages_tests::redis_server::{RedisCluster, RedisServer};
-use messages_tests::{CountingStore, conformance, model};
+use messages_tests::{CountingStore, conformance, model, shared};
 use proptest::test_runner::TestRunner;
 
-const TTL: Duration = Duration::from_millis(200);
-/// A read lease must be shorter than the idle TTL.
-const SHORT_LEASE: Duration = Duration::from_millis(100);
 const MODEL_CASES: u32 = 200;
 const BROWSERS: usize = 3;
 
@@ -43,39 +40,49 @@ fn follows_the_model(config: &MessagesConfig, cap: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn single_node_follows_the_store_contract() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let store = server.store(RedisOptions::default()).await;
-    conformance::run(Arc::new(store), RedisOptions::default().per_context).await;
-    let short = server
-        .store(RedisOptions {
-            idle_ttl: TTL,
-            read_lease: SHORT_LEASE,
+/// The options of a store the contract runs on: the default, or with `Some(ttl)` an
+/// idle TTL of `ttl` (and a read lease shorter than it) in a namespace of its own.
+fn contract_options(idle_ttl: Option<Duration>) -> RedisOptions {
+    match idle_ttl {
+        None => RedisOptions::default(),
+        Some(ttl) => RedisOptions {
+            idle_ttl: ttl,
+            read_lease: ttl / 2,
             ..options("short")
-        })
-        .await;
-    conformance::idle_expiry(&short, TTL).await;
+        },
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cluster_follows_the_store_contract() {
-    let Some(cluster) = RedisCluster::start() else {
+/// A store on the binary's shared server.
+async fn single_node(idle_ttl: Option<Duration>) -> Option<RedisStore> {
+    let server = shared::redis()?;
+    Some(server.store(contract_options(idle_ttl)).await)
+}
+
+/// A store on the binary's shared cluster.
+async fn cluster(idle_ttl: Option<Duration>) -> Option<RedisStore> {
+    let cluster = shared::redis_cluster()?;
+    Some(cluster.store(contract_options(idle_ttl)).await)
+}
+
+// The store contract, one test per case: `redis_single::<case>`, `redis_cluster::<case>`.
+messages_tests::store_conformance_tests!(
+    redis_single,
+    single_node,
+    RedisOptions::default().per_context
+);
+messages_tests::store_conformance_tests!(
+    redis_cluster,
+    cluster,
+    RedisOptions::default().per_context
+);
+
+#[tokio::test]
+async fn cluster_keeps_each_session_in_one_slot() {
+    let Some(cluster) = shared::redis_cluster() else {
         return;
     };
     let store = cluster.store(RedisOptions::default()).await;
-    conformance::run(Arc::new(store.clone()), RedisOptions::default().per_context).await;
-    let short = cluster
-        .store(RedisOptions {
-            idle_ttl: TTL,
-            read_lease: SHORT_LEASE,
-            ..options("short")
-        })
-        .await;
-    conformance::idle_expiry(&short, TTL).await;
-
     // Every key of a session hashes to one slot; sessions spread over the nodes.
     let mut con = redis_client::cluster::ClusterClient::new(cluster.urls())
         .unwrap()
@@ -123,7 +130,7 @@ async fn cluster_follows_the_store_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_node_follows_the_model() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = shared::redis() else {
         return;
     };
     let store = server.store(RedisOptions::default()).await;
@@ -135,16 +142,16 @@ async fn single_node_follows_the_model() {
     follows_the_model(&MessagesConfig::new(server.store(capped).await), 4);
 }
 
-/// `FallbackStore` spilling to Redis: with a tiny cookie budget most requests spill.
+/// `Storage::fallback` spilling to Redis: with a tiny cookie budget most requests spill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_store_spills_to_redis_and_follows_the_model() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = shared::redis() else {
         return;
     };
     let cookie =
         CookieStore::new(vec![b"0123456789abcdef0123456789abcdef-redis".to_vec()]).unwrap();
     let redis = CountingStore::new(server.store(options("fallback")).await);
-    let config = MessagesConfig::fallback(FallbackStore::new(
+    let config = MessagesConfig::new(Storage::fallback(
         cookie.budget(256).unwrap(),
         redis.clone(),
     ));
@@ -154,7 +161,7 @@ async fn fallback_store_spills_to_redis_and_follows_the_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_follows_the_model() {
-    let Some(cluster) = RedisCluster::start() else {
+    let Some(cluster) = shared::redis_cluster() else {
         return;
     };
     let store = cluster.store(RedisOptions::default()).await;
@@ -163,7 +170,7 @@ async fn cluster_follows_the_model() {
 
 #[tokio::test]
 async fn keys_are_laid_out_as_documented() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = shared::redis() else {
         return;
     };
     let store = server
@@ -177,9 +184,12 @@ async fn keys_are_laid_out_as_documented() {
     let view = ViewId::from_static("app::dashboard");
     assert_eq!(
         store.context_key(&s, &view),
-        format!("app1:{{{s}}}:app::dashboard")
+        format!("app1:{{{}}}:app::dashboard", s.as_str())
     );
-    assert_eq!(store.views_key(&s), format!("app1:{{{s}}};views"));
+    assert_eq!(
+        store.views_key(&s),
+        format!("app1:{{{}}};views", s.as_str())
+    );
     let m = Message::info("hello").with_created_at(1_234);
     store.add(&s, &view, m.clone()).await.unwrap();
 
@@ -202,7 +212,7 @@ async fn keys_are_laid_out_as_documented() {
         [(json, 1.0)],
         "a JSON member scored by its place in the session's arrival sequence, not created_at"
     );
-    let seq = format!("app1:{{{s}}};seq");
+    let seq = format!("app1:{{{}}};seq", s.as_str());
     let next: u64 = con.get(&seq).await.unwrap();
     assert_eq!(next, 1, "{seq} counts the session's messages");
     let index: Vec<String> = con.smembers(store.views_key(&s)).await.unwrap();
@@ -225,7 +235,7 @@ async fn keys_are_laid_out_as_documented() {
 
 #[tokio::test]
 async fn namespaces_are_separate() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = shared::redis() else {
         return;
     };
     let one = server.store(options("one")).await;
@@ -251,7 +261,7 @@ async fn namespaces_are_separate() {
 
 #[tokio::test]
 async fn undecodable_members_are_skipped() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = shared::redis() else {
         return;
     };
     let store = server.store(RedisOptions::default()).await;

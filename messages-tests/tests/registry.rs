@@ -10,8 +10,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use messages_core::axum::{Messages, MessagesLayer};
 use messages_core::prelude::*;
+use messages_core::{Messages, axum::MessagesLayer};
 use messages_tests::http::TestServer;
 use tower::ServiceExt;
 
@@ -55,7 +55,7 @@ mod pages {
 }
 
 mod api {
-    use messages_core::axum::Messages;
+    use messages_core::Messages;
     use messages_core::prelude::*;
 
     pub(crate) struct Status {
@@ -120,7 +120,7 @@ fn views_lists_each_declaration_once() {
 #[tokio::test]
 async fn handlers_add_and_show_messages_over_http() {
     let store = Arc::new(MemoryStore::new());
-    let config = MessagesConfig::with_shared(store.clone());
+    let config = MessagesConfig::new(store.clone());
     let server = serve(&config).await;
     let mut browser = server.client();
 

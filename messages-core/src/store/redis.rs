@@ -11,7 +11,8 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value};
 use async_trait::async_trait;
 
-use crate::{Error, Lease, Message, MessageId, MessageStore, Result, SessionKey, Taken, ViewId};
+use super::{Lease, Taken};
+use crate::{Error, Message, MessageId, MessageStore, Result, SessionKey, ViewId};
 
 /// Longest namespace, in bytes.
 const MAX_NAMESPACE_BYTES: usize = 64;
@@ -532,27 +533,27 @@ impl RedisStore {
 
     /// The key of a session's arrival sequence: `{namespace}:{<session>};seq`.
     fn seq_key(&self, session: &SessionKey) -> String {
-        format!("{}:{{{session}}};seq", self.namespace)
+        format!("{}:{{{}}};seq", self.namespace, session.as_str())
     }
 
     /// The key of a context's sorted set: `{namespace}:{<session>}:{view}`.
     pub fn context_key(&self, session: &SessionKey, view: &ViewId) -> String {
-        format!("{}:{{{session}}}:{view}", self.namespace)
+        format!("{}:{{{}}}:{view}", self.namespace, session.as_str())
     }
 
     /// The key of a session's view index: `{namespace}:{<session>};views`.
     pub fn views_key(&self, session: &SessionKey) -> String {
-        format!("{}:{{{session}}};views", self.namespace)
+        format!("{}:{{{}}};views", self.namespace, session.as_str())
     }
 
     /// The key of a context's lease set: `{namespace}:{<session>}:{view};leases`.
     fn leases_key(&self, session: &SessionKey, view: &ViewId) -> String {
-        format!("{}:{{{session}}}:{view};leases", self.namespace)
+        format!("{}:{{{}}}:{view};leases", self.namespace, session.as_str())
     }
 
     /// The prefix of a session's context keys (the Lua scripts append the view).
     fn context_prefix(&self, session: &SessionKey) -> String {
-        format!("{}:{{{session}}}:", self.namespace)
+        format!("{}:{{{}}}:", self.namespace, session.as_str())
     }
 
     /// Runs one operation on a clone of the connection, within the store's time bound.

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use axum::extract::FromRequestParts;
 use axum::http::Request;
-use messages_core::axum::Messages;
+use messages_core::Messages;
 use messages_core::{MemoryStore, MessagesConfig};
 
 /// One browser against one `MemoryStore`: its cookies travel from response to request.

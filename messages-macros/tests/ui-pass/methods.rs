@@ -1,6 +1,6 @@
-// Methods with a real receiver: `self` stays the receiver; the `Messages` (or
-// `RequestMessages`) parameter becomes the view's `Context`. Associated functions without
-// a receiver are handlers like free functions (`self` is the context). Then each one runs.
+// Methods with a real receiver: `self` stays the receiver; the `Messages` (or `&Messages`)
+// parameter becomes the view's `ViewMessages`. Associated functions without a receiver are
+// handlers like free functions (`self` is the view's `ViewMessages`). Then each one runs.
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use messages_core::axum::Messages;
+use messages_core::Messages;
 use messages_core::prelude::*;
 
 #[with_messages]
@@ -28,14 +28,14 @@ impl Pages {
     }
 
     #[with_messages(view = "pages.account")]
-    async fn account(self: Arc<Self>, mut messages: messages_core::axum::Messages) {
-        let _: &Context = &messages;
+    async fn account(self: Arc<Self>, mut messages: messages_core::Messages) {
+        let _: &ViewMessages = &messages;
         messages = messages.clone();
         messages.discard();
     }
 
     #[with_messages(view = free)]
-    async fn shared(&self, _id: u32, messages: &RequestMessages) -> usize {
+    async fn shared(&self, _id: u32, messages: &Messages) -> usize {
         messages.peek().await.len()
     }
 

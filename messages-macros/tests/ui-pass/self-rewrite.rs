@@ -1,4 +1,4 @@
-// What `self` means inside a free handler: the view's `Context` in expressions, closures,
+// What `self` means inside a free handler: the view's `ViewMessages` in expressions, closures,
 // async blocks and macro invocations; not in paths, `Self`, or nested items. Then it runs.
 // The `impl` inside the handler is deliberate: nested items keep their own `self`.
 #![allow(non_local_definitions)]
@@ -38,7 +38,7 @@ async fn rewritten(__messages: u8) -> Vec<String> {
     // Closures, async blocks, macros, plain values.
     let add = |text: &str| self.add_message(Message::info(text));
     add("from a closure");
-    let ctx: Context = self.clone();
+    let ctx: ViewMessages = self.clone();
     let task = async move { ctx.count().await };
     let counted = task.await;
     let texts = vec![format!("{} {}", self.count().await, self.view()), format!("{counted} {}", counter.0)];

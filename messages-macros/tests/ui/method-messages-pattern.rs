@@ -1,4 +1,4 @@
-use messages_core::axum::Messages;
+use messages_core::Messages;
 use messages_core::prelude::*;
 
 struct Pages;

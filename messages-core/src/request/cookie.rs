@@ -93,6 +93,89 @@ impl Default for CookieSettings {
 }
 
 impl CookieSettings {
+    /// The settings for a site served over TLS (everything in production): both cookies
+    /// `__Host-`-prefixed (`__Host-messages_session`, `__Host-messages`), `Secure`,
+    /// `Path=/`, no `Domain`, `SameSite=Lax`. A `__Host-` cookie cannot be set or
+    /// shadowed by a sibling subdomain or over plain HTTP, which closes the usual ways of
+    /// planting a session key in a victim's browser.
+    ///
+    /// ```
+    /// use messages_core::{CookieSettings, MemoryStore, MessagesConfig};
+    ///
+    /// let config = MessagesConfig::new(MemoryStore::new()).cookie_settings(CookieSettings::behind_tls())?;
+    /// assert_eq!(config.cookies().session_name, "__Host-messages_session");
+    /// assert!(config.cookies().secure);
+    /// # Ok::<(), messages_core::Error>(())
+    /// ```
+    pub fn behind_tls() -> CookieSettings {
+        CookieSettings {
+            session_name: "__Host-messages_session".into(),
+            messages_name: "__Host-messages".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            same_site: SameSite::Lax,
+        }
+    }
+
+    /// Checks the settings, so a browser never silently drops a cookie: names are
+    /// cookie-name tokens and differ; a `__Host-` name needs `Secure`, `Path=/` and no
+    /// `Domain`, a `__Secure-` name needs `Secure`; `SameSite=None` needs `Secure`; the
+    /// path starts with `/`; path and domain hold no `;`, spaces or control characters.
+    ///
+    /// ```
+    /// use messages_core::{CookieSettings, SameSite};
+    ///
+    /// assert!(CookieSettings::default().validate().is_ok());
+    /// let cross_site = CookieSettings { same_site: SameSite::None, ..CookieSettings::default() };
+    /// assert!(cross_site.validate().is_err()); // browsers drop SameSite=None without Secure
+    /// let host = CookieSettings { secure: false, ..CookieSettings::behind_tls() };
+    /// assert!(host.validate().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first problem.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::Config(format!("cookie settings: {why}")));
+        for name in [&self.session_name, &self.messages_name] {
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return bad(format!(
+                    "{name:?} is not a cookie name (a token: visible ASCII without separators)"
+                ));
+            }
+            if starts_with_ignore_case(name, "__Host-")
+                && !(self.secure && self.path == "/" && self.domain.is_none())
+            {
+                return bad(format!(
+                    "{name:?}: a __Host- cookie needs secure: true, path \"/\" and no domain"
+                ));
+            }
+            if starts_with_ignore_case(name, "__Secure-") && !self.secure {
+                return bad(format!("{name:?}: a __Secure- cookie needs secure: true"));
+            }
+        }
+        if self.session_name == self.messages_name {
+            return bad("the session and messages cookies need different names".into());
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return bad("SameSite=None needs secure: true (browsers drop it otherwise)".into());
+        }
+        if !self.path.starts_with('/') || !is_attribute_value(&self.path) {
+            return bad(format!(
+                "path {:?} must start with / and hold no ';', spaces or control characters",
+                self.path
+            ));
+        }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty() || !is_attribute_value(domain))
+        {
+            return bad(format!(
+                "domain {domain:?} is empty or holds ';', spaces or control characters"
+            ));
+        }
+        Ok(())
+    }
+
     /// A `Set-Cookie` value setting `name=value` (`value` empty: a removal cookie).
     pub(crate) fn set_cookie(&self, name: &str, value: Option<&str>) -> String {
         self.build(name, value, None)
@@ -129,6 +212,21 @@ impl CookieSettings {
         }
         c.to_string()
     }
+}
+
+/// RFC 6265 cookie-name token bytes: visible ASCII but separators.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+/// An attribute value a browser keeps as given.
+fn is_attribute_value(v: &str) -> bool {
+    v.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// What one messages cookie holds: every context of the session.
@@ -195,7 +293,7 @@ pub(crate) enum Keep {
 /// The value never exceeds the byte budget (default 2048, Django's figure; at most
 /// [`MAX_BUDGET`](CookieStore::MAX_BUDGET), 3584, so that name, value and attributes stay
 /// within the 4096 bytes browsers keep): when the messages do not fit, the oldest are
-/// dropped with a warning (use [`FallbackStore`](crate::FallbackStore) to keep them on the
+/// dropped with a warning (use [`Storage::fallback`](crate::Storage::fallback) to keep them on the
 /// server instead).
 ///
 /// # Wire format
@@ -207,7 +305,7 @@ pub(crate) enum Keep {
 ///   Unix epoch) and the body: the compact JSON `{"v": {view: [message, ...]}, "s":
 ///   [view, ...], "a": true}`, where `v` holds each view's messages in order, `s`
 ///   lists the views with more messages in the server store and `a` marks them all
-///   ([`FallbackStore`](crate::FallbackStore) only); empty members are left out.
+///   ([`Storage::fallback`](crate::Storage::fallback) only); empty members are left out.
 /// - `tag` is HMAC-SHA256 with the signing key over four parts, each preceded by its
 ///   length as 8 big-endian bytes: the purpose salt `messages-core/cookie-store/v1`, the
 ///   cookie name, the session key (its text form) and `payload`. With the lengths in, no
@@ -235,7 +333,7 @@ pub(crate) enum Keep {
 ///   current cookie, an old copy shows nothing (see below).
 ///
 /// Where that matters, use a server store ([`MemoryStore`](crate::MemoryStore), Redis):
-/// its reads take messages atomically. [`FallbackStore`](crate::FallbackStore) has the
+/// its reads take messages atomically. [`Storage::fallback`](crate::Storage::fallback) has the
 /// cookie's behaviour for the messages in the cookie and the server's for the rest.
 ///
 /// # Hostile and stale cookies
@@ -259,7 +357,7 @@ pub(crate) enum Keep {
 ///
 /// let keys = vec![b"a new key of at least thirty-two bytes!!".to_vec(), b"the old key, still accepted on verify".to_vec()];
 /// let store = CookieStore::new(keys).unwrap().budget(2048).unwrap();
-/// let config = MessagesConfig::cookie(store);
+/// let config = MessagesConfig::new(store);
 /// assert!(CookieStore::new(vec![b"short".to_vec()]).is_err());
 /// # drop(config);
 /// ```

@@ -1,16 +1,20 @@
-//! Where messages live between requests.
+//! Where messages live between requests: the [`MessageStore`] trait and its
+//! implementations.
 //!
 //! [`MessageStore`] is the small async trait every server-side backend implements:
-//! [`MemoryStore`] (embedded, the default), [`RedisStore`](crate::RedisStore) (feature
-//! `redis`). Cookie storage ([`CookieStore`]) lives in the response instead and is not a
-//! `MessageStore`; [`FallbackStore`] combines it with one.
+//! [`MemoryStore`] (embedded, the default), [`RedisStore`] (feature `redis`), or your
+//! own. A configuration takes any of them, an `Arc` of one (to share it with a
+//! background job), or combines one with the signed cookie
+//! ([`Storage`](crate::Storage)). This module also holds what store authors need:
+//! [`Lease`], [`Taken`] and the re-exported [`async_trait`](macro@async_trait) attribute.
 //!
 //! # A custom store
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use messages_core::{Message, MessageStore, SessionKey, ViewId, Result, async_trait};
+//! use messages_core::store::{MessageStore, async_trait};
+//! use messages_core::{Message, Result, SessionKey, ViewId};
 //!
 //! #[derive(Debug, Default)]
 //! struct MapStore(Mutex<HashMap<(SessionKey, ViewId), Vec<Message>>>);
@@ -55,21 +59,19 @@
 //! ```
 
 use std::fmt;
-
-use async_trait::async_trait;
+use std::sync::Arc;
 
 use crate::{Message, Result, SessionKey, ViewId};
 
-pub(crate) mod cookie;
-pub(crate) mod fallback;
-pub(crate) mod memory;
+mod memory;
 #[cfg(feature = "redis")]
-pub(crate) mod redis;
+mod redis;
+
+pub use async_trait::async_trait;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisOptions, RedisStore};
-pub use cookie::{CookieSettings, CookieStore, SameSite};
-pub use fallback::FallbackStore;
 pub use memory::{MemoryLimits, MemoryStore};
 
 /// A reserve a store keeps of a context's messages, taken by
@@ -79,7 +81,7 @@ pub use memory::{MemoryLimits, MemoryStore};
 /// lease's time is up. An opaque token, meaningful only to the store that issued it.
 ///
 /// ```
-/// use messages_core::Lease;
+/// use messages_core::store::Lease;
 ///
 /// let lease = Lease::new("0000000000000001c0ffee0000000000");
 /// assert_eq!(lease.token(), "0000000000000001c0ffee0000000000");
@@ -103,7 +105,8 @@ impl Lease {
 /// store's [`Lease`] on them if it keeps a reserve.
 ///
 /// ```
-/// use messages_core::{Message, Taken};
+/// use messages_core::Message;
+/// use messages_core::store::Taken;
 ///
 /// let taken = Taken { messages: vec![Message::info("Saved")], lease: None };
 /// assert_eq!(taken.messages.len(), 1);
@@ -199,4 +202,90 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
 
     /// The views of a session that hold messages, sorted.
     async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>>;
+
+    /// Moves every context of `from` to `to` (a session rotated at login), each view's
+    /// messages before anything `to` holds, in order; afterwards `from` holds nothing.
+    /// A store should also make `from` **refuse** what comes later — adds are dropped and
+    /// reads find nothing until it would have expired — so that a key an attacker planted
+    /// before login reaches nothing of the session after it: [`MemoryStore`] and
+    /// [`RedisStore`] do.
+    ///
+    /// The default moves view by view with [`take_leased`](MessageStore::take_leased),
+    /// [`put_back`](MessageStore::put_back) and [`settle`](MessageStore::settle), so
+    /// concurrent readers of `from` and the move never both get a message; it does not
+    /// retire `from`.
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        for view in self.pending_views(from).await? {
+            let taken = self.take_leased(from, &view).await?;
+            if !taken.messages.is_empty() {
+                self.put_back(to, &view, taken.messages).await?;
+            }
+            if let Some(lease) = taken.lease {
+                self.settle(from, &view, lease).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This store behind an `Arc`, without a second `Arc` around one that is already
+    /// shared. Not for overriding.
+    #[doc(hidden)]
+    fn into_shared(self) -> Arc<dyn MessageStore>
+    where
+        Self: Sized,
+    {
+        Arc::new(self)
+    }
 }
+
+/// Forwards every method, so an `Arc` of a store (shared with a background job) is a
+/// store: `MessagesConfig::new(Arc::clone(&store))`.
+macro_rules! forward_store {
+    ($($generics:tt)*) => {
+        #[async_trait]
+        impl $($generics)* {
+            async fn add_all(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
+                (**self).add_all(s, v, m).await
+            }
+            async fn add(&self, s: &SessionKey, v: &ViewId, m: Message) -> Result<()> {
+                (**self).add(s, v, m).await
+            }
+            async fn put_back(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
+                (**self).put_back(s, v, m).await
+            }
+            async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
+                (**self).take(s, v).await
+            }
+            async fn take_leased(&self, s: &SessionKey, v: &ViewId) -> Result<Taken> {
+                (**self).take_leased(s, v).await
+            }
+            async fn settle(&self, s: &SessionKey, v: &ViewId, lease: Lease) -> Result<()> {
+                (**self).settle(s, v, lease).await
+            }
+            async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
+                (**self).peek(s, v).await
+            }
+            async fn count(&self, s: &SessionKey, v: &ViewId) -> Result<usize> {
+                (**self).count(s, v).await
+            }
+            async fn discard(&self, s: &SessionKey, v: &ViewId) -> Result<()> {
+                (**self).discard(s, v).await
+            }
+            async fn clear_session(&self, s: &SessionKey) -> Result<()> {
+                (**self).clear_session(s).await
+            }
+            async fn pending_views(&self, s: &SessionKey) -> Result<Vec<ViewId>> {
+                (**self).pending_views(s).await
+            }
+            async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+                (**self).rotate(from, to).await
+            }
+            fn into_shared(self) -> Arc<dyn MessageStore> {
+                self
+            }
+        }
+    };
+}
+
+forward_store!(<S: MessageStore> MessageStore for Arc<S>);
+forward_store!(MessageStore for Arc<dyn MessageStore>);

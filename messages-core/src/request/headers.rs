@@ -1,0 +1,215 @@
+//! The header policy: a response that used messages is private to its browser.
+//!
+//! It gets `Vary: Cookie` (unless a `Vary` header already names `Cookie` or `*`) and a
+//! `Cache-Control` that starts with `private`, with `public`, `s-maxage` and a
+//! field-qualified `private="..."` (which would leave the rest cacheable) dropped and the
+//! other directives kept, so no shared cache serves one person's messages to another. A
+//! response that did not touch messages is left alone.
+
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue};
+
+use super::Committed;
+
+impl Committed {
+    /// Whether the response must get a `Vary: Cookie` header, given the values of the
+    /// `Vary` headers it has.
+    ///
+    /// ```
+    /// # use messages_core::request::Committed;
+    /// let mut used = Committed::default();
+    /// used.touched = true;
+    /// assert!(used.vary_cookie([]));
+    /// assert!(used.vary_cookie(["Accept-Encoding"]));
+    /// assert!(!used.vary_cookie(["accept-encoding, cookie"]));
+    /// assert!(!Committed::default().vary_cookie([]));
+    /// ```
+    pub fn vary_cookie<'a>(&self, existing: impl IntoIterator<Item = &'a str>) -> bool {
+        self.touched
+            && !existing.into_iter().any(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .any(|t| t == "*" || t.eq_ignore_ascii_case("cookie"))
+            })
+    }
+
+    /// The one `Cache-Control` value that replaces the response's `Cache-Control` headers
+    /// (`existing`, their values in order), or `None` to leave them as they are.
+    ///
+    /// ```
+    /// # use messages_core::request::Committed;
+    /// let mut used = Committed::default();
+    /// used.touched = true;
+    /// assert_eq!(used.cache_control([]).as_deref(), Some("private"));
+    /// assert_eq!(used.cache_control(["public, s-maxage=600, max-age=60", "no-store"]).as_deref(), Some("private, max-age=60, no-store"));
+    /// assert_eq!(Committed::default().cache_control(["public"]), None);
+    /// ```
+    pub fn cache_control<'a>(&self, existing: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        if !self.touched {
+            return None;
+        }
+        let mut value = String::from("private");
+        for text in existing {
+            for directive in split_directives(text) {
+                let name = directive.split('=').next().unwrap_or_default().trim();
+                let dropped = ["public", "private", "s-maxage"]
+                    .iter()
+                    .any(|d| name.eq_ignore_ascii_case(d));
+                if !dropped {
+                    value.push_str(", ");
+                    value.push_str(directive);
+                }
+            }
+        }
+        Some(value)
+    }
+
+    /// Writes everything into an [`http::HeaderMap`]: the `Set-Cookie` headers, and for
+    /// a response that used messages `Vary: Cookie` and the private `Cache-Control`.
+    /// A non-ASCII `Cache-Control` value is dropped with a warning.
+    ///
+    /// ```
+    /// # use messages_core::request::Committed;
+    /// use http::{HeaderMap, HeaderValue};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("cache-control", HeaderValue::from_static("public, max-age=60"));
+    /// Committed::default().apply(&mut headers); // untouched: left alone
+    /// assert_eq!(headers.len(), 1);
+    ///
+    /// let mut used = Committed::default();
+    /// used.touched = true;
+    /// used.apply(&mut headers);
+    /// assert_eq!(headers["cache-control"], "private, max-age=60");
+    /// assert_eq!(headers["vary"], "Cookie");
+    /// ```
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for cookie in &self.set_cookie {
+            match HeaderValue::try_from(cookie.as_str()) {
+                Ok(value) => {
+                    headers.append(SET_COOKIE, value);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "messages: Set-Cookie value refused, cookie not sent");
+                }
+            }
+        }
+        if !self.touched {
+            return;
+        }
+        if self.vary_cookie(headers.get_all(VARY).iter().filter_map(|v| v.to_str().ok())) {
+            headers.append(VARY, HeaderValue::from_static("Cookie"));
+        }
+        let existing = headers.get_all(CACHE_CONTROL).iter().filter_map(|v| {
+            let text = v.to_str().ok();
+            if text.is_none() {
+                tracing::warn!("messages: non-ASCII Cache-Control value dropped");
+            }
+            text
+        });
+        if let Some(value) = self.cache_control(existing) {
+            let value = HeaderValue::try_from(value)
+                .unwrap_or_else(|_| HeaderValue::from_static("private"));
+            headers.insert(CACHE_CONTROL, value);
+        }
+    }
+}
+
+/// Splits a `Cache-Control` value at the commas outside quoted strings.
+fn split_directives(text: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts.into_iter().map(str::trim).filter(|d| !d.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn touched() -> Committed {
+        Committed {
+            touched: true,
+            ..Committed::default()
+        }
+    }
+
+    fn cache_control(values: &[&str]) -> String {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+        }
+        touched().apply(&mut headers);
+        assert_eq!(headers.get_all(CACHE_CONTROL).iter().count(), 1);
+        headers[CACHE_CONTROL].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn cache_control_becomes_private() {
+        assert_eq!(cache_control(&[]), "private");
+        assert_eq!(cache_control(&["private"]), "private");
+        assert_eq!(
+            cache_control(&["Public, max-age=60"]),
+            "private, max-age=60"
+        );
+        assert_eq!(
+            cache_control(&["public, s-maxage=600, max-age=60", "no-store"]),
+            "private, max-age=60, no-store"
+        );
+        assert_eq!(
+            cache_control(&["private=\"set-cookie, x\", no-cache=\"a,b\""]),
+            "private, no-cache=\"a,b\""
+        );
+        assert_eq!(cache_control(&["no-store, , "]), "private, no-store");
+    }
+
+    #[test]
+    fn vary_cookie_is_added_once() {
+        let vary = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(VARY, HeaderValue::from_str(v).unwrap());
+            }
+            touched().apply(&mut headers);
+            headers
+                .get_all(VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vary(&[]), ["Cookie"]);
+        assert_eq!(vary(&["Accept-Encoding"]), ["Accept-Encoding", "Cookie"]);
+        assert_eq!(
+            vary(&["accept-encoding, cookie"]),
+            ["accept-encoding, cookie"]
+        );
+        assert_eq!(vary(&["*"]), ["*"]);
+        assert_eq!(vary(&["Cookie2"]), ["Cookie2", "Cookie"]);
+    }
+
+    #[test]
+    fn untouched_commit_leaves_headers_alone() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        );
+        Committed::default().apply(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[CACHE_CONTROL], "public, max-age=60");
+    }
+}
