@@ -1,10 +1,10 @@
-//! The store, chosen by environment variables.
+//! The store and the port, chosen by environment variables.
 
 use std::sync::Arc;
 
+use messages_core::Storage;
 use messages_core::{
-    CookieStore, FallbackStore, MemoryLimits, MemoryStore, MessageStore, MessagesConfig,
-    RedisOptions, RedisStore,
+    CookieStore, MemoryLimits, MemoryStore, MessageStore, MessagesConfig, RedisOptions, RedisStore,
 };
 
 /// Bytes of the random signing key made when `MESSAGES_KEY` is not set.
@@ -26,6 +26,39 @@ pub enum ConfigError {
     /// The store refused its configuration (a `MESSAGES_KEY` shorter than 32 bytes, say).
     #[error(transparent)]
     Store(#[from] messages_core::Error),
+    /// `PORT` is not a port number.
+    #[error("PORT={value:?} is not a port number: {source}")]
+    Port {
+        /// The value of `PORT`.
+        value: String,
+        /// Why it is not a port number.
+        source: std::num::ParseIntError,
+    },
+    /// The port could not be bound (in use, say).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The port when `PORT` is not set.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// The port from `PORT` looked up with `var`: [`DEFAULT_PORT`] when it is not set, `0`
+/// for any free port.
+///
+/// # Errors
+/// [`ConfigError::Port`] when `PORT` is set to something else than a port number.
+pub fn port_from(var: impl Fn(&str) -> Option<String>) -> Result<u16, ConfigError> {
+    match var("PORT") {
+        Some(value) => value
+            .parse::<u16>()
+            .map_err(|source| ConfigError::Port { value, source }),
+        None => Ok(DEFAULT_PORT),
+    }
 }
 
 /// The configuration from the process environment; see [`config_from`].
@@ -56,13 +89,13 @@ pub async fn config_from(
     let redis_url = var("REDIS_URL").filter(|u| !u.is_empty());
     let config = match store.trim() {
         "" | "memory" => MessagesConfig::new(memory()),
-        "cookie" => MessagesConfig::cookie(cookie(&var)?),
+        "cookie" => MessagesConfig::new(cookie(&var)?),
         "fallback" => {
             let server: Arc<dyn MessageStore> = match &redis_url {
                 Some(url) => Arc::new(RedisStore::connect(url, redis_options()).await?),
                 None => Arc::new(memory()),
             };
-            MessagesConfig::fallback(FallbackStore::with_shared(cookie(&var)?, server))
+            MessagesConfig::new(Storage::fallback(cookie(&var)?, server))
         }
         "redis" => {
             let url = redis_url.ok_or(ConfigError::RedisUrlMissing)?;
@@ -166,5 +199,19 @@ mod tests {
         assert!(from(&[("MESSAGES_STORE", "fallback"), ("MESSAGES_KEY", &rotated)]).is_ok());
         let err = from(&[("MESSAGES_STORE", "cookie"), ("MESSAGES_KEY", "short")]).unwrap_err();
         assert!(err.to_string().contains("32"), "{err}");
+    }
+
+    #[test]
+    fn port_by_name() {
+        let port = |value: Option<&str>| port_from(|_| value.map(str::to_owned));
+        assert_eq!(port(None).unwrap(), DEFAULT_PORT);
+        assert_eq!(port(Some("0")).unwrap(), 0);
+        assert_eq!(port(Some("3901")).unwrap(), 3901);
+        let err = port(Some("http")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PORT=\"http\" is not a port number: invalid digit found in string"
+        );
+        assert!(port(Some("70000")).is_err());
     }
 }

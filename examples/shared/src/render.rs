@@ -1,7 +1,10 @@
 //! Pages and fragments, rendered with minijinja from templates embedded in the binary.
+//!
+//! Framework-free: every method answers the HTML as a `String` (or a [`RenderError`]);
+//! each app wraps it in its framework's response, with
+//! [`HTML_CONTENT_TYPE`](crate::HTML_CONTENT_TYPE), or answers
+//! [`RenderError::BODY`] with a `500`.
 
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
 use messages_core::MessageList;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
 use serde::Serialize;
@@ -16,12 +19,15 @@ const TEMPLATES: [(&str, &str); 4] = [
     ),
 ];
 
-/// The page stylesheet.
-pub(crate) const STYLESHEET: &str = include_str!("../static/app.css");
+/// The page stylesheet, served at `GET /static/app.css`.
+pub const STYLESHEET: &str = include_str!("../static/app.css");
 
 /// One message as templates and the JSON endpoint see it: the level as its tag string.
-#[derive(Debug, Serialize)]
-pub(crate) struct ShownMessage {
+///
+/// Serialized (the JSON of `GET /api/dashboard/messages`) as
+/// `{"id","level","text","title","autoclose","tags","created_at"}`, in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShownMessage {
     id: String,
     level: &'static str,
     text: String,
@@ -33,13 +39,13 @@ pub(crate) struct ShownMessage {
 
 /// Turns a view's messages into what is shown; consumes them (they will not be shown
 /// again unless the response fails).
-pub(crate) fn shown(list: MessageList) -> Vec<ShownMessage> {
+pub fn shown(list: MessageList) -> Vec<ShownMessage> {
     list.into_iter()
         .map(|m| ShownMessage {
             id: m.id().to_string(),
             level: m.level_tag(),
             text: m.text().to_owned(),
-            title: m.title_text().map(str::to_owned),
+            title: m.title().map(str::to_owned),
             autoclose: m.is_autoclose(),
             tags: m.tags().to_vec(),
             created_at: m.created_at(),
@@ -47,14 +53,22 @@ pub(crate) fn shown(list: MessageList) -> Vec<ShownMessage> {
         .collect()
 }
 
-/// The template environment.
+/// The template environment. Make one per application (or per worker) and share it.
 #[derive(Debug)]
-pub(crate) struct Templates {
+pub struct Templates {
     env: Environment<'static>,
 }
 
+impl Default for Templates {
+    fn default() -> Templates {
+        Templates::new()
+    }
+}
+
 impl Templates {
-    pub(crate) fn new() -> Templates {
+    /// Compiles the embedded templates. A template that does not compile is logged, and
+    /// its pages answer a `500` ([`RenderError`]): start-up does not fail.
+    pub fn new() -> Templates {
         let mut env = Environment::new();
         // Escaping is on for every template, whatever its name: message text is plain
         // text, and nothing printed into a page may become markup.
@@ -69,47 +83,60 @@ impl Templates {
         Templates { env }
     }
 
-    /// A full page.
-    pub(crate) fn page(
+    /// The page of `GET /settings`.
+    ///
+    /// # Errors
+    /// A template failed (answer a `500`).
+    pub fn settings(&self, messages: &[ShownMessage]) -> Result<String, RenderError> {
+        self.page("settings.html", "Settings", messages)
+    }
+
+    /// The page of `GET /dashboard`.
+    ///
+    /// # Errors
+    /// A template failed (answer a `500`).
+    pub fn dashboard(&self, messages: &[ShownMessage]) -> Result<String, RenderError> {
+        self.page("dashboard.html", "Dashboard", messages)
+    }
+
+    fn page(
         &self,
         template: &str,
         title: &str,
         messages: &[ShownMessage],
-    ) -> Result<Html<String>, RenderError> {
-        let html = self
+    ) -> Result<String, RenderError> {
+        Ok(self
             .env
             .get_template(template)?
-            .render(context! { title, messages, oob => false })?;
-        Ok(Html(html))
+            .render(context! { title, messages, oob => false })?)
     }
 
     /// Only the `<ul id="messages">` list, for `hx-get` or (with `oob`) an out-of-band swap.
-    pub(crate) fn fragment(
-        &self,
-        messages: &[ShownMessage],
-        oob: bool,
-    ) -> Result<Html<String>, RenderError> {
-        let html = self
+    ///
+    /// # Errors
+    /// A template failed (answer a `500`).
+    pub fn fragment(&self, messages: &[ShownMessage], oob: bool) -> Result<String, RenderError> {
+        Ok(self
             .env
             .get_template("messages.html")?
-            .render(context! { messages, oob })?;
-        Ok(Html(html))
+            .render(context! { messages, oob })?)
     }
 }
 
-/// A template failed; the response is a 500, so the messages it read are kept.
+/// A template failed. Answer a `500` with [`RenderError::BODY`] (`text/plain`), so the
+/// messages the page read are kept for the next request; [`log`](RenderError::log) says
+/// why.
 #[derive(Debug, thiserror::Error)]
 #[error("rendering failed: {0}")]
-pub(crate) struct RenderError(#[from] minijinja::Error);
+pub struct RenderError(#[from] minijinja::Error);
 
-impl IntoResponse for RenderError {
-    fn into_response(self) -> Response {
+impl RenderError {
+    /// The body of the `500` response.
+    pub const BODY: &str = "Internal error: the page could not be rendered.";
+
+    /// Logs the failure with minijinja's details (call it once, when answering).
+    pub fn log(&self) {
         tracing::error!(error = %self.0, detail = %self.0.display_debug_info(), "page not rendered");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error: the page could not be rendered.",
-        )
-            .into_response()
     }
 }
 
@@ -137,12 +164,13 @@ mod tests {
         let msgs = shown(
             list(vec![
                 Message::info("<b>&\"x\"</b>"),
-                Message::success("ok").title("T'<").autoclose(true),
+                Message::success("ok")
+                    .with_title("T'<")
+                    .with_autoclose(true),
             ])
             .await,
         );
-        for page in ["settings.html", "dashboard.html"] {
-            let html = t.page(page, "Title", &msgs).unwrap().0;
+        for html in [t.settings(&msgs).unwrap(), t.dashboard(&msgs).unwrap()] {
             assert!(
                 html.contains("&lt;b&gt;&amp;&quot;x&quot;&lt;&#x2f;b&gt;"),
                 "{html}"
@@ -153,9 +181,11 @@ mod tests {
                 "{html}"
             );
         }
-        let empty = t.fragment(&[], false).unwrap().0;
+        assert!(t.settings(&[]).unwrap().contains("<title>Settings · "));
+        assert!(t.dashboard(&[]).unwrap().contains("<title>Dashboard · "));
+        let empty = t.fragment(&[], false).unwrap();
         assert_eq!(empty, "<ul id=\"messages\">\n</ul>");
-        let oob = t.fragment(&[], true).unwrap().0;
+        let oob = t.fragment(&[], true).unwrap();
         assert!(oob.starts_with("<ul id=\"messages\" hx-swap-oob=\"true\">"));
     }
 }

@@ -1,0 +1,244 @@
+//! actix-web 4 integration: the [`MessagesMiddleware`], and [`Messages`] as an extractor.
+//!
+//! A thin adapter over the [request core](crate::request), with the semantics of the
+//! axum integration: the middleware begins every request's messages from its `Cookie`
+//! headers (no I/O), puts the [`Messages`] into the request extensions, and commits them
+//! when the handler has returned its response, writing what
+//! [`Committed`](crate::request::Committed) says: the `Set-Cookie` headers (none when
+//! nothing changed) and, when the request read or wrote messages, `Vary: Cookie` and
+//! `Cache-Control: private`. A request that never touches messages gets no header at all,
+//! so a side request (a favicon, an XHR) never wipes or rewrites anything.
+//!
+//! Handlers take [`Messages`] (or use `#[with_messages]`, which takes it for them) and
+//! work on one view's [`ViewMessages`](crate::ViewMessages). With actix's route macros,
+//! put `#[with_messages]` **above** `#[get(...)]`/`#[post(...)]`: the route macro turns
+//! the function into a service type, and `#[with_messages]` must see the function first.
+//!
+//! ```
+//! use actix_web::{App, HttpResponse, test, web};
+//! use messages_core::actix::MessagesMiddleware;
+//! use messages_core::{MemoryStore, Message, Messages, MessagesConfig, View};
+//!
+//! static INBOX: View = View::new("app::inbox", "inbox", file!(), line!());
+//!
+//! async fn archive(messages: Messages) -> HttpResponse {
+//!     messages.context(&INBOX).add_message(Message::success("Archived."));
+//!     HttpResponse::SeeOther().insert_header(("location", "/inbox")).finish()
+//! }
+//!
+//! async fn inbox(messages: Messages) -> String {
+//!     let list = messages.context(&INBOX).messages().await;
+//!     list.iter().map(|m| format!("{}: {}\n", m.level_tag(), m.text())).collect()
+//! }
+//!
+//! # #[actix_web::main] async fn main() {
+//! let config = MessagesConfig::new(MemoryStore::new());
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(MessagesMiddleware::new(config))
+//!         .route("/inbox", web::get().to(inbox))
+//!         .route("/archive", web::post().to(archive)),
+//! )
+//! .await;
+//!
+//! let posted = test::call_service(&app, test::TestRequest::post().uri("/archive").to_request()).await;
+//! assert_eq!(posted.status(), 303);
+//! assert_eq!(posted.headers().get("vary").unwrap(), "Cookie");
+//! let session = posted.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+//!
+//! let shown = test::call_service(&app, test::TestRequest::get().uri("/inbox").insert_header(("cookie", session)).to_request()).await;
+//! assert_eq!(shown.headers().get("cache-control").unwrap(), "private");
+//! assert_eq!(test::read_body(shown).await, "success: Archived.\n");
+//! # }
+//! ```
+//!
+//! # When the commit happens
+//!
+//! As with axum: when the inner service returns its response, before the body is sent;
+//! a 5xx response commits as a failure (what it read is kept); a request dropped before
+//! or during the commit is committed as a failure on a spawned task, so nothing it added
+//! or took is lost. Nesting is harmless: an inner middleware sees the outer one's
+//! [`Messages`] and leaves the request to it.
+//!
+//! actix-web handlers need not be `Send`; [`Messages`] is cloned out of the request's
+//! extensions (a `RefCell`), so no borrow is held across an await.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderMap, HeaderValue, SET_COOKIE, VARY};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
+
+use crate::request::Committed;
+use crate::{Messages, MessagesConfig};
+
+/// The middleware that gives every request its [`Messages`] and commits them on the
+/// response. See the [module docs](self).
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer, web};
+/// use messages_core::actix::MessagesMiddleware;
+/// use messages_core::{MemoryStore, MessagesConfig};
+///
+/// # #[actix_web::main] async fn main() -> std::io::Result<()> {
+/// let config = MessagesConfig::new(MemoryStore::new());
+/// HttpServer::new(move || {
+///     App::new()
+///         .wrap(MessagesMiddleware::new(config.clone()))
+///         .route("/", web::get().to(|| async { "hello" }))
+/// })
+/// .bind(("127.0.0.1", 3000))?
+/// .run()
+/// .await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MessagesMiddleware {
+    config: MessagesConfig,
+}
+
+impl MessagesMiddleware {
+    /// A middleware storing messages as `config` says.
+    pub fn new(config: MessagesConfig) -> MessagesMiddleware {
+        MessagesMiddleware { config }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &MessagesConfig {
+        &self.config
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for MessagesMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = MessagesService<S>;
+    type InitError = ();
+    type Future = Ready<Result<MessagesService<S>, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(MessagesService {
+            service: Rc::new(service),
+            config: self.config.clone(),
+        }))
+    }
+}
+
+/// The service made by [`MessagesMiddleware`].
+#[derive(Debug)]
+pub struct MessagesService<S> {
+    service: Rc<S>,
+    config: MessagesConfig,
+}
+
+impl<S, B> Service<ServiceRequest> for MessagesService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, actix_web::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let guard = {
+            let installed = req.extensions().get::<Messages>().cloned();
+            let cookies = req
+                .headers()
+                .get_all(COOKIE)
+                .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
+            self.config.begin_request(installed.as_ref(), cookies)
+        };
+        let Some(guard) = guard else {
+            // An outer MessagesMiddleware owns this request and will commit it.
+            return Box::pin(self.service.call(req));
+        };
+        req.extensions_mut().insert(guard.messages().clone());
+        let response = self.service.call(req);
+        Box::pin(async move {
+            // An error here drops the guard, which commits as a failure.
+            let mut response = response.await?;
+            let success = !response.status().is_server_error();
+            write(&guard.commit(success).await, response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+/// Writes what the commit asks of actix's response headers (core's header policy).
+fn write(committed: &Committed, headers: &mut HeaderMap) {
+    for cookie in &committed.set_cookie {
+        match HeaderValue::from_str(cookie) {
+            Ok(value) => headers.append(SET_COOKIE, value),
+            Err(e) => {
+                tracing::error!(error = %e, "messages: Set-Cookie value refused, cookie not sent");
+            }
+        }
+    }
+    if committed.vary_cookie(headers.get_all(VARY).filter_map(|v| v.to_str().ok())) {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+    let existing = headers.get_all(CACHE_CONTROL).filter_map(|v| {
+        let text = v.to_str().ok();
+        if text.is_none() {
+            tracing::warn!("messages: non-ASCII Cache-Control value dropped");
+        }
+        text
+    });
+    if let Some(value) = committed.cache_control(existing) {
+        let value =
+            HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("private"));
+        headers.insert(CACHE_CONTROL, value);
+    }
+}
+
+/// This request's messages, as put there by [`MessagesMiddleware`]. Without the
+/// middleware, extraction fails with [`MissingMessagesMiddleware`]: an error in the log
+/// and a `500` whose body names the middleware. `Option<Messages>` extracts `None`
+/// instead.
+impl FromRequest for Messages {
+    type Error = MissingMessagesMiddleware;
+    type Future = Ready<Result<Messages, MissingMessagesMiddleware>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let found = req.extensions().get::<Messages>().cloned();
+        ready(found.ok_or_else(|| {
+            tracing::error!(
+                method = %req.method(),
+                path = req.path(),
+                error = %MissingMessagesMiddleware,
+                "messages: a handler needs MessagesMiddleware, which is not installed"
+            );
+            MissingMessagesMiddleware
+        }))
+    }
+}
+
+/// A handler asked for [`Messages`] on a route without [`MessagesMiddleware`]; the
+/// response is a `500` that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "messages: no MessagesMiddleware on this route; add `.wrap(messages_core::actix::MessagesMiddleware::new(config))` to the app"
+)]
+#[non_exhaustive]
+pub struct MissingMessagesMiddleware;
+
+impl ResponseError for MissingMessagesMiddleware {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::InternalServerError().body(self.to_string())
+    }
+}
