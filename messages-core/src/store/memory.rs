@@ -1,6 +1,6 @@
 //! The embedded default store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,10 +13,15 @@ const SHARDS: usize = 16;
 
 /// Bounds of a [`MemoryStore`].
 ///
-/// When a context holds more than `per_context` messages the oldest are dropped; when the
-/// store holds more than `max_messages` messages or about `max_bytes` bytes, whole
-/// sessions are dropped, least recently written first; a session nobody wrote to for
-/// `idle_ttl` is gone. Each drop logs a `tracing` warning. The totals are enforced per
+/// When a context holds more than `per_context` messages the oldest are dropped; when a
+/// session holds more than `per_session` messages or about `per_session_bytes` bytes, its
+/// own oldest are dropped (those of the view being written first), so one session — a
+/// flood of adds from one browser — can only evict its own messages. When the store
+/// holds more than `max_messages` messages or about `max_bytes` bytes, whole sessions
+/// are dropped, least recently written first: a client that makes many sessions (many
+/// anonymous requests) can push out the sessions written least recently, so size the
+/// totals for your peak of pending messages (the defaults hold 100 000). A session
+/// nobody wrote to for `idle_ttl` is gone. Each drop logs a `tracing` warning. The totals are enforced per
 /// shard (the store has 16), so each shard holds at most a sixteenth of them.
 ///
 /// ```
@@ -30,6 +35,10 @@ const SHARDS: usize = 16;
 pub struct MemoryLimits {
     /// Most messages in one context (default 100).
     pub per_context: usize,
+    /// Most messages in one session, all views together (default 1000).
+    pub per_session: usize,
+    /// Most bytes of messages in one session, estimated (default 1 MiB).
+    pub per_session_bytes: usize,
     /// Most messages in the store (default 100 000).
     pub max_messages: usize,
     /// Most bytes of messages in the store, estimated (default 64 MiB).
@@ -42,6 +51,8 @@ impl Default for MemoryLimits {
     fn default() -> Self {
         MemoryLimits {
             per_context: 100,
+            per_session: 1000,
+            per_session_bytes: 1 << 20,
             max_messages: 100_000,
             max_bytes: 64 << 20,
             idle_ttl: Duration::from_secs(3600),
@@ -82,6 +93,10 @@ struct Shard {
     next_stamp: u64,
     messages: usize,
     bytes: usize,
+    /// Sessions rotated away from, refused until the instant given.
+    retired: HashMap<SessionKey, Instant>,
+    /// The same, in the order they were retired, for expiry.
+    retired_order: VecDeque<(Instant, SessionKey)>,
 }
 
 #[derive(Debug)]
@@ -96,9 +111,9 @@ struct Entry {
 /// Estimated heap size of a message, for the byte bound.
 fn size_of(m: &Message) -> usize {
     128 + m.text().len()
-        + m.title_text().map_or(0, str::len)
+        + m.title().map_or(0, str::len)
         + m.tags().iter().map(|t| t.len() + 24).sum::<usize>()
-        + m.data_value().map_or(0, |d| d.to_string().len() * 2)
+        + m.data().map_or(0, |d| d.to_string().len() * 2)
 }
 
 impl Shard {
@@ -111,6 +126,16 @@ impl Shard {
     }
 
     fn expire(&mut self, ttl: Duration, now: Instant) {
+        while let Some((until, _)) = self.retired_order.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((until, session)) = self.retired_order.pop_front()
+                && self.retired.get(&session) == Some(&until)
+            {
+                self.retired.remove(&session);
+            }
+        }
         while let Some((_, session)) = self.by_write.first_key_value() {
             let expired = self
                 .sessions
@@ -134,6 +159,71 @@ impl Shard {
             self.remove_session(session);
         }
         self.sessions.get_mut(session)
+    }
+
+    /// Whether adds to `session` are refused (it was rotated away from).
+    fn is_retired(&self, session: &SessionKey, now: Instant) -> bool {
+        self.retired.get(session).is_some_and(|until| *until > now)
+    }
+
+    fn retire(&mut self, session: &SessionKey, until: Instant) {
+        self.retired.insert(session.clone(), until);
+        self.retired_order.push_back((until, session.clone()));
+    }
+
+    /// Drops `session`'s oldest messages — of `view` first, then of its other views in
+    /// id order — while `over` says the session or the shard is over a bound. Returns how
+    /// many were dropped.
+    fn drop_oldest(
+        &mut self,
+        session: &SessionKey,
+        view: &ViewId,
+        over: impl Fn(&Shard, &Entry) -> bool,
+    ) -> usize {
+        let mut dropped = 0;
+        while let Some(entry) = self.sessions.get(session) {
+            if !over(self, entry) {
+                break;
+            }
+            let victim = if entry.views.get(view).is_some_and(|l| !l.is_empty()) {
+                view.clone()
+            } else {
+                match entry
+                    .views
+                    .iter()
+                    .filter(|(_, l)| !l.is_empty())
+                    .map(|(v, _)| v)
+                    .min()
+                {
+                    Some(v) => v.clone(),
+                    None => break,
+                }
+            };
+            let Some(entry) = self.sessions.get_mut(session) else {
+                break;
+            };
+            let Some(list) = entry.views.get_mut(&victim) else {
+                break;
+            };
+            let m = list.remove(0);
+            if list.is_empty() {
+                entry.views.remove(&victim);
+            }
+            let bytes = size_of(&m);
+            entry.messages -= 1;
+            entry.bytes -= bytes;
+            self.messages -= 1;
+            self.bytes -= bytes;
+            dropped += 1;
+        }
+        if self
+            .sessions
+            .get(session)
+            .is_some_and(|e| e.views.is_empty())
+        {
+            self.remove_session(session);
+        }
+        dropped
     }
 
     fn remove_view(&mut self, session: &SessionKey, view: &ViewId, ttl: Duration) -> Vec<Message> {
@@ -164,6 +254,8 @@ impl MemoryStore {
     pub fn with_limits(limits: MemoryLimits) -> MemoryStore {
         let limits = MemoryLimits {
             per_context: limits.per_context.max(1),
+            per_session: limits.per_session.max(1),
+            per_session_bytes: limits.per_session_bytes.max(1),
             max_messages: limits.max_messages.max(1),
             max_bytes: limits.max_bytes.max(1),
             idle_ttl: limits.idle_ttl,
@@ -232,6 +324,13 @@ impl MemoryStore {
         let mut shard = self.shard(session);
         let shard = &mut *shard;
         shard.expire(limits.idle_ttl, now);
+        if shard.is_retired(session, now) {
+            tracing::warn!(
+                dropped = messages.len(),
+                "messages: session rotated away from, its adds are refused"
+            );
+            return;
+        }
 
         let stamp = shard.next_stamp;
         shard.next_stamp += 1;
@@ -277,6 +376,20 @@ impl MemoryStore {
         shard.messages = shard.messages + after_len - before_len;
         shard.bytes = shard.bytes + after_bytes - before_bytes;
 
+        // One session can only evict its own messages: over its own bounds it loses its
+        // oldest.
+        let dropped = shard.drop_oldest(session, view, |_, e| {
+            e.messages > limits.per_session || e.bytes > limits.per_session_bytes
+        });
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                cap = limits.per_session,
+                "messages: session full, its oldest messages dropped"
+            );
+        }
+        // The store's totals: whole sessions go, least recently written first (the
+        // writing session is the most recent, so it goes last).
         while shard.messages > shard_messages || shard.bytes > shard_bytes {
             let Some((_, oldest)) = shard.by_write.first_key_value() else {
                 break;
@@ -311,6 +424,28 @@ impl MessageStore for MemoryStore {
         messages: Vec<Message>,
     ) -> Result<()> {
         self.insert(session, view, messages, Place::Front);
+        Ok(())
+    }
+
+    /// Atomic for the old key: its entry leaves the store and the key is retired (adds
+    /// refused for `idle_ttl`) in one step; the views then go into `to`, each before
+    /// what `to` holds, within `to`'s caps.
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        let now = Instant::now();
+        let moved = {
+            let mut shard = self.shard(from);
+            shard.expire(self.limits.idle_ttl, now);
+            let moved = shard.remove_session(from);
+            shard.retire(from, now + self.limits.idle_ttl);
+            moved
+        };
+        if let Some(entry) = moved {
+            let mut views: Vec<(ViewId, Vec<Message>)> = entry.views.into_iter().collect();
+            views.sort_by(|a, b| a.0.cmp(&b.0));
+            for (view, list) in views {
+                self.insert(to, &view, list, Place::Front);
+            }
+        }
         Ok(())
     }
 
@@ -434,6 +569,142 @@ mod tests {
                 .await
                 .unwrap(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_one_session_leaves_other_sessions_in_place() {
+        let store = MemoryStore::with_limits(MemoryLimits {
+            per_session: 100,
+            max_messages: SHARDS * 200,
+            ..MemoryLimits::default()
+        });
+        let shard_of = |s: &SessionKey| store.hasher.hash_one(s) % SHARDS as u64;
+        let flood = key();
+        // The victim shares the flood's shard, where the totals would bite.
+        let victim = std::iter::repeat_with(key)
+            .find(|k| shard_of(k) == shard_of(&flood))
+            .unwrap();
+        store
+            .add(&victim, &view("v"), Message::info("mine"))
+            .await
+            .unwrap();
+        for i in 0..20_000 {
+            store
+                .add(&flood, &view(&format!("v{}", i % 50)), Message::info("x"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.count(&victim, &view("v")).await.unwrap(), 1);
+        assert_eq!(store.len(), 101);
+    }
+
+    #[tokio::test]
+    async fn a_session_over_its_own_bound_loses_only_its_own_oldest() {
+        let store = MemoryStore::with_limits(MemoryLimits {
+            per_session: 5,
+            ..MemoryLimits::default()
+        });
+        let (flood, other) = (key(), key());
+        store
+            .add(&other, &view("a"), Message::info("kept"))
+            .await
+            .unwrap();
+        for i in 0..3 {
+            store
+                .add(&flood, &view("a"), Message::info(format!("a{i}")))
+                .await
+                .unwrap();
+        }
+        let b: Vec<Message> = (0..4).map(|i| Message::info(format!("b{i}"))).collect();
+        store.add_all(&flood, &view("b"), b).await.unwrap();
+        // The view being written loses its oldest first; the other view is untouched.
+        let texts = |list: Vec<Message>| -> Vec<String> {
+            list.iter().map(|m| m.text().to_owned()).collect()
+        };
+        assert_eq!(
+            texts(store.peek(&flood, &view("a")).await.unwrap()),
+            ["a0", "a1", "a2"]
+        );
+        assert_eq!(
+            texts(store.peek(&flood, &view("b")).await.unwrap()),
+            ["b2", "b3"]
+        );
+        assert_eq!(
+            texts(store.peek(&other, &view("a")).await.unwrap()),
+            ["kept"]
+        );
+        // The byte bound works the same way.
+        let store = MemoryStore::with_limits(MemoryLimits {
+            per_session_bytes: 3 * size_of(&Message::info("z".repeat(100))) + 10,
+            ..MemoryLimits::default()
+        });
+        for _ in 0..10 {
+            store
+                .add(&flood, &view("a"), Message::info("z".repeat(100)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.count(&flood, &view("a")).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn rotate_moves_every_view_and_retires_the_old_key() {
+        let store = MemoryStore::new();
+        let (old, new) = (key(), key());
+        store
+            .add(&new, &view("a"), Message::info("already new"))
+            .await
+            .unwrap();
+        for (v, t) in [("a", "a1"), ("a", "a2"), ("b", "b1")] {
+            store.add(&old, &view(v), Message::info(t)).await.unwrap();
+        }
+        store.rotate(&old, &new).await.unwrap();
+        let texts = |list: Vec<Message>| -> Vec<String> {
+            list.iter().map(|m| m.text().to_owned()).collect()
+        };
+        assert_eq!(
+            texts(store.take(&new, &view("a")).await.unwrap()),
+            ["a1", "a2", "already new"]
+        );
+        assert_eq!(texts(store.take(&new, &view("b")).await.unwrap()), ["b1"]);
+        assert!(store.pending_views(&old).await.unwrap().is_empty());
+        // The old key accepts nothing afterwards.
+        store
+            .add(&old, &view("a"), Message::info("planted"))
+            .await
+            .unwrap();
+        assert_eq!(store.count(&old, &view("a")).await.unwrap(), 0);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retired_key_is_forgotten_after_the_idle_ttl() {
+        let store = MemoryStore::with_limits(MemoryLimits {
+            idle_ttl: Duration::from_millis(50),
+            ..MemoryLimits::default()
+        });
+        let (old, new) = (key(), key());
+        store.rotate(&old, &new).await.unwrap();
+        store
+            .add(&old, &view("a"), Message::info("refused"))
+            .await
+            .unwrap();
+        assert_eq!(store.count(&old, &view("a")).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        store
+            .add(&old, &view("a"), Message::info("accepted"))
+            .await
+            .unwrap();
+        assert_eq!(store.count(&old, &view("a")).await.unwrap(), 1);
+        // The write after the TTL found the retirement expired and dropped it.
+        assert_eq!(
+            store
+                .shards
+                .iter()
+                .map(|s| lock(s).retired.len())
+                .sum::<usize>(),
+            0
         );
     }
 
