@@ -4,7 +4,7 @@
 //! axum integration: the middleware begins every request's messages from its `Cookie`
 //! headers (no I/O), puts the [`Messages`] into the request extensions, and commits them
 //! when the handler has returned its response, writing what
-//! [`Committed`](crate::request::Committed) says: the `Set-Cookie` headers (none when
+//! [`Committed`] says: the `Set-Cookie` headers (none when
 //! nothing changed) and, when the request read or wrote messages, `Vary: Cookie` and
 //! `Cache-Control: private`. A request that never touches messages gets no header at all,
 //! so a side request (a favicon, an XHR) never wipes or rewrites anything.
