@@ -242,3 +242,210 @@ impl ResponseError for MissingMessagesMiddleware {
         HttpResponse::InternalServerError().body(self.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix_web::dev::Service as _;
+    use actix_web::{App, HttpResponse, test, web};
+
+    use super::*;
+    use crate::{MemoryStore, Message, MessageStore, SessionKey, View};
+
+    static INBOX: View = View::new("app::inbox", "inbox", file!(), line!());
+
+    fn cookie_of(key: &SessionKey) -> (&'static str, String) {
+        ("cookie", format!("messages_session={}", key.as_str()))
+    }
+
+    async fn stored(store: &MemoryStore, key: &SessionKey) -> Vec<String> {
+        let list = store.peek(key, INBOX.id()).await.unwrap();
+        list.iter().map(|m| m.text().to_owned()).collect()
+    }
+
+    async fn render(messages: Messages) -> String {
+        let list = messages.context(&INBOX).messages().await;
+        list.iter().map(Message::text).collect::<Vec<_>>().join(",")
+    }
+
+    #[actix_web::test]
+    async fn a_failed_response_keeps_what_it_read_and_headers_follow_the_policy() {
+        let store = Arc::new(MemoryStore::new());
+        let key = SessionKey::generate().unwrap();
+        store
+            .add(&key, INBOX.id(), Message::info("kept"))
+            .await
+            .unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(MessagesMiddleware::new(MessagesConfig::new(Arc::clone(
+                    &store,
+                ))))
+                .route(
+                    "/fail",
+                    web::get().to(|m: Messages| async move {
+                        let shown = render(m).await;
+                        HttpResponse::InternalServerError().body(shown)
+                    }),
+                )
+                .route(
+                    "/page",
+                    web::get().to(|m: Messages| async move {
+                        HttpResponse::Ok()
+                            .insert_header(("cache-control", "public, max-age=60"))
+                            .body(render(m).await)
+                    }),
+                )
+                .route(
+                    "/plain",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .insert_header(("cache-control", "public, max-age=60"))
+                            .finish()
+                    }),
+                ),
+        )
+        .await;
+        let req = || test::TestRequest::get().insert_header(cookie_of(&key));
+        let failed = test::call_service(&app, req().uri("/fail").to_request()).await;
+        assert_eq!(failed.status(), 500);
+        assert_eq!(test::read_body(failed).await, "kept");
+        assert_eq!(stored(&store, &key).await, ["kept"]);
+
+        let shown = test::call_service(&app, req().uri("/page").to_request()).await;
+        assert_eq!(
+            shown.headers().get("cache-control").unwrap(),
+            "private, max-age=60"
+        );
+        assert_eq!(shown.headers().get("vary").unwrap(), "Cookie");
+        assert!(shown.headers().get("set-cookie").is_none());
+        assert_eq!(test::read_body(shown).await, "kept");
+        assert!(stored(&store, &key).await.is_empty());
+
+        // Untouched: no header of ours, whatever cookies came.
+        let plain = test::call_service(
+            &app,
+            req()
+                .uri("/plain")
+                .insert_header(("cookie", "messages_session=garbage"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            plain.headers().get("cache-control").unwrap(),
+            "public, max-age=60"
+        );
+        assert!(plain.headers().get("vary").is_none());
+        assert!(plain.headers().get("set-cookie").is_none());
+    }
+
+    #[actix_web::test]
+    async fn nested_middleware_commits_once_and_a_missing_one_is_a_clear_500() {
+        let store = Arc::new(MemoryStore::new());
+        let config = MessagesConfig::new(Arc::clone(&store));
+        let app = test::init_service(
+            App::new()
+                .wrap(MessagesMiddleware::new(config.clone()))
+                .wrap(MessagesMiddleware::new(config))
+                .route(
+                    "/add",
+                    web::post().to(|m: Messages| async move {
+                        m.context(&INBOX).add_message(Message::info("once"));
+                        HttpResponse::Ok().finish()
+                    }),
+                ),
+        )
+        .await;
+        let added =
+            test::call_service(&app, test::TestRequest::post().uri("/add").to_request()).await;
+        let cookies: Vec<_> = added.headers().get_all("set-cookie").collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let value = cookies[0].to_str().unwrap();
+        let key: SessionKey = value
+            .strip_prefix("messages_session=")
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(stored(&store, &key).await, ["once"]);
+        assert_eq!(added.headers().get_all("vary").count(), 1);
+
+        let bare = test::init_service(
+            App::new()
+                .route(
+                    "/needs",
+                    web::get().to(|_m: Messages| async { HttpResponse::Ok().finish() }),
+                )
+                .route(
+                    "/optional",
+                    web::get().to(|m: Option<Messages>| async move { format!("{}", m.is_some()) }),
+                ),
+        )
+        .await;
+        let missing =
+            test::call_service(&bare, test::TestRequest::get().uri("/needs").to_request()).await;
+        assert_eq!(missing.status(), 500);
+        let body = test::read_body(missing).await;
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("MessagesMiddleware")
+        );
+        let optional = test::call_service(
+            &bare,
+            test::TestRequest::get().uri("/optional").to_request(),
+        )
+        .await;
+        assert_eq!(test::read_body(optional).await, "false");
+    }
+
+    #[actix_web::test]
+    async fn a_request_dropped_in_its_handler_loses_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let key = SessionKey::generate().unwrap();
+        store
+            .add(&key, INBOX.id(), Message::info("taken"))
+            .await
+            .unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(MessagesMiddleware::new(MessagesConfig::new(Arc::clone(
+                    &store,
+                ))))
+                .route(
+                    "/hang",
+                    web::get().to(|m: Messages| async move {
+                        let _ = render(m.clone()).await; // rendered, never sent
+                        m.context(&INBOX).add_message(Message::info("added"));
+                        std::future::pending::<()>().await;
+                        HttpResponse::Ok().finish()
+                    }),
+                ),
+        )
+        .await;
+        let req = test::TestRequest::get()
+            .uri("/hang")
+            .insert_header(cookie_of(&key))
+            .to_request();
+        let call = app.call(req);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), call)
+                .await
+                .is_err()
+        );
+        // The guard commits as a failure on a spawned task: wait for it, generously.
+        let mut texts = Vec::new();
+        for _ in 0..200 {
+            texts = stored(&store, &key).await;
+            if texts.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(texts, ["taken", "added"]);
+    }
+}

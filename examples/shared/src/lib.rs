@@ -25,7 +25,7 @@
 //! | `GET /dashboard` | the dashboard view's messages, the notes form, the import button |
 //! | `POST /notes` | adds `count` (1..=200) info messages "{text} #{i}" to the dashboard view, `303` to `/dashboard` |
 //! | `POST /jobs/import` | a background task adds info "Import finished" to the dashboard view 300 ms later, `303` to `/dashboard` |
-//! | `POST /login` | (field `name`) rotates the session — a new session key, every pending message carried over on its own view, in order; the old key sees and accepts nothing — adds success "Welcome, {name}." to the dashboard view, `303` to `/dashboard` (a new `set-cookie` session value); a blank name adds error [`NAME_MISSING`] instead and rotates nothing |
+//! | `POST /login` | (field `name`) rotates the session — a new session key, every pending message carried over on its own view, in order; the old key sees nothing afterwards, and what is added under it never reaches this browser — adds success "Welcome, {name}." to the dashboard view, `303` to `/dashboard` (a new `set-cookie` session value); a blank name adds error [`NAME_MISSING`] instead and rotates nothing |
 //! | `POST /logout` | ends the session (its messages are dropped, the session cookie removed), `303` to `/settings` |
 //! | `GET /api/dashboard/messages` | the dashboard view's messages as JSON (consuming, like the page) |
 //! | `GET /dashboard/messages` | only the `<ul id="messages">` fragment of the dashboard (consuming) |
@@ -39,7 +39,9 @@
 //! of a page consumes its messages like a `GET`). Another method on a route of the table
 //! is a `405` with an empty body and `allow: GET,HEAD` (`GET,HEAD,POST` on `/settings`,
 //! `POST` on `/notes`, `/jobs/import`, `/login` and `/logout`); any other path a `404`
-//! with an empty body.
+//! with an empty body. Paths are matched as sent: the contract does not cover
+//! percent-encoded spellings of its paths (`/%73ettings`), which actix-web decodes and
+//! routes (RFC 3986 calls them the same path) and axum answers with a `404`.
 //!
 //! A response that read or added messages carries `vary: Cookie` and
 //! `cache-control: private`, and `set-cookie` when the session or the messages cookie
