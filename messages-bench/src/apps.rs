@@ -1,4 +1,6 @@
 //! The applications under load: one router shape per row, the same page template for all.
+//! This module has the axum rows, the rows' names and how an [`App`] is served;
+//! [`crate::actix_apps`] has the actix-web rows' handlers and servers.
 //!
 //! Every row serves `POST /settings` (a form with `name`; adds "Settings saved for
 //! {name}." at level success and answers `303 See Other` to `/settings`), `GET /settings`
@@ -62,27 +64,32 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 
 /// One message as the page shows it.
 #[derive(Debug, Serialize)]
-struct Shown {
-    level: &'static str,
-    text: String,
+pub(crate) struct Shown {
+    pub(crate) level: &'static str,
+    pub(crate) text: String,
+}
+
+/// The page with `messages`, rendered; `None` if the template failed (a 500).
+pub(crate) fn render(title: &str, messages: &[Shown]) -> Option<String> {
+    PAGES
+        .get_template("page.html")
+        .and_then(|t| t.render(context! { title, messages }))
+        .ok()
 }
 
 fn page(title: &str, messages: &[Shown]) -> Response {
-    match PAGES
-        .get_template("page.html")
-        .and_then(|t| t.render(context! { title, messages }))
-    {
-        Ok(html) => Html(html).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    match render(title, messages) {
+        Some(html) => Html(html).into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
 #[derive(Debug, Deserialize)]
-struct SettingsForm {
+pub(crate) struct SettingsForm {
     name: String,
 }
 
-fn saved(form: &SettingsForm) -> String {
+pub(crate) fn saved(form: &SettingsForm) -> String {
     format!("Settings saved for {}.", form.name)
 }
 
@@ -189,6 +196,44 @@ impl SessionStore for CountingSessionStore {
 
 // --- rows ---------------------------------------------------------------------------------
 
+/// The web framework a row is served by: rows are compared within their framework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Framework {
+    /// axum 0.8 on hyper 1, served on the harness's server runtime.
+    Axum,
+    /// actix-web 4, served by its own `HttpServer` in an `actix_rt::System`.
+    Actix,
+}
+
+impl Framework {
+    /// Both, in table order.
+    pub const ALL: [Framework; 2] = [Framework::Axum, Framework::Actix];
+
+    /// The framework's name in the tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Framework::Axum => "axum 0.8",
+            Framework::Actix => "actix-web 4",
+        }
+    }
+
+    /// The row with no flash library: the floor of the framework's ratios.
+    pub fn bare(self) -> Row {
+        match self {
+            Framework::Axum => Row::Bare,
+            Framework::Actix => Row::ActixBare,
+        }
+    }
+
+    /// The other flash libraries on this framework: each gets a ratio column.
+    pub fn peers(self) -> &'static [Row] {
+        match self {
+            Framework::Axum => &[Row::AxumMessages],
+            Framework::Actix => &[Row::AwfmCookie, Row::AwfmSession],
+        }
+    }
+}
+
 /// A row of the table: what serves the flash messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Row {
@@ -204,17 +249,40 @@ pub enum Row {
     Redis,
     /// `axum-messages` 0.8 with `tower-sessions` 0.14's memory store.
     AxumMessages,
+    /// actix-web 4 with no flash library: the actix floor.
+    ActixBare,
+    /// This library on actix-web, `MemoryStore`.
+    ActixMemory,
+    /// This library on actix-web, `CookieStore`.
+    ActixCookie,
+    /// This library on actix-web, `Storage::fallback` (cookie first, `MemoryStore` behind).
+    ActixFallback,
+    /// This library on actix-web, `RedisStore` on the harness-started `redis-server`.
+    ActixRedis,
+    /// `actix-web-flash-messages` 0.5 with its signed-cookie store (`CookieMessageStore`).
+    AwfmCookie,
+    /// `actix-web-flash-messages` 0.5 with its `SessionMessageStore` on `actix-session`
+    /// 0.10, whose state lives in an in-memory `SessionStore` of the harness
+    /// ([`crate::actix_apps::MemorySessions`]; actix-session ships none).
+    AwfmSession,
 }
 
 impl Row {
     /// Every row, in table order.
-    pub const ALL: [Row; 6] = [
+    pub const ALL: [Row; 13] = [
         Row::Bare,
         Row::Memory,
         Row::Cookie,
         Row::Fallback,
         Row::Redis,
         Row::AxumMessages,
+        Row::ActixBare,
+        Row::ActixMemory,
+        Row::ActixCookie,
+        Row::ActixFallback,
+        Row::ActixRedis,
+        Row::AwfmCookie,
+        Row::AwfmSession,
     ];
 
     /// The row's label in the table.
@@ -226,24 +294,76 @@ impl Row {
             Row::Fallback => "ours: fallback",
             Row::Redis => "ours: redis",
             Row::AxumMessages => "axum-messages",
+            Row::ActixBare => "bare actix-web",
+            Row::ActixMemory => "ours on actix: memory",
+            Row::ActixCookie => "ours on actix: cookie",
+            Row::ActixFallback => "ours on actix: fallback",
+            Row::ActixRedis => "ours on actix: redis",
+            Row::AwfmCookie => "actix-web-flash-messages: cookie",
+            Row::AwfmSession => "actix-web-flash-messages: session",
+        }
+    }
+
+    /// The row's name in a ratio column's header (`req/s × {column}`).
+    pub fn column(self) -> &'static str {
+        match self {
+            Row::Bare | Row::ActixBare => "bare",
+            Row::AwfmCookie => "AWFM cookie",
+            Row::AwfmSession => "AWFM session",
+            _ => self.label(),
+        }
+    }
+
+    /// The framework that serves the row.
+    pub fn framework(self) -> Framework {
+        match self {
+            Row::Bare
+            | Row::Memory
+            | Row::Cookie
+            | Row::Fallback
+            | Row::Redis
+            | Row::AxumMessages => Framework::Axum,
+            Row::ActixBare
+            | Row::ActixMemory
+            | Row::ActixCookie
+            | Row::ActixFallback
+            | Row::ActixRedis
+            | Row::AwfmCookie
+            | Row::AwfmSession => Framework::Actix,
         }
     }
 
     /// Whether `GET /settings` shows the message the form added.
     pub fn shows_messages(self) -> bool {
-        self != Row::Bare
+        self != self.framework().bare()
+    }
+
+    /// Whether the row needs the harness's `redis-server`.
+    pub fn needs_redis(self) -> bool {
+        matches!(self, Row::Redis | Row::ActixRedis)
     }
 }
 
 /// How a row's store calls are counted.
 #[derive(Debug, Clone)]
-enum Counter {
-    /// No server store (bare axum, cookie storage).
+pub(crate) enum Counter {
+    /// No server store (bare rows, cookie storage).
     Nothing,
     /// A `MessageStore` behind this library.
     Ours(CountingStore),
     /// The `tower-sessions` store behind `axum-messages`.
     Sessions(CountingSessionStore),
+    /// The `actix-session` store behind `actix-web-flash-messages`.
+    ActixSessions(crate::actix_apps::MemorySessions),
+}
+
+/// What serves a row, stopped when the [`App`] is dropped.
+#[derive(Debug)]
+enum Server {
+    /// `axum::serve` as a task of the runtime that started it.
+    Axum(JoinHandle<()>),
+    /// An actix-web `HttpServer` in its own `actix_rt::System` thread.
+    Actix(crate::actix_apps::Running),
 }
 
 /// One row's application, served on a loopback port until dropped.
@@ -253,37 +373,53 @@ pub struct App {
     pub row: Row,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The `redis-server` process the store talks to (Redis row), to count its CPU.
+    /// The `redis-server` process the store talks to (Redis rows), to count its CPU.
     pub redis_pid: Option<u32>,
     counter: Counter,
-    task: JoinHandle<()>,
+    server: Server,
 }
 
 impl App {
-    /// Builds the row's router and serves it on `127.0.0.1:0`. Call it inside the server
-    /// runtime: the server task and the Redis connection live there. `redis` is needed
-    /// for [`Row::Redis`] only.
+    /// Builds the row's application and serves it on `127.0.0.1:0`.
+    ///
+    /// An axum row is served on the runtime this is called in (the server runtime: the
+    /// server task and the Redis connection live there). An actix row gets a thread of
+    /// its own named [`SERVER_THREADS`](crate::cpu::SERVER_THREADS), running an
+    /// `actix_rt::System` as `#[actix_web::main]` would, where its store is built (the
+    /// Redis connection's task lives there) and its `HttpServer` started with two workers
+    /// (threads named `actix-…`). `redis` is needed for the Redis rows only.
     pub async fn start(row: Row, redis: Option<&RedisServer>) -> Result<App, BenchError> {
-        let (router, counter) = router(row, redis).await?;
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        // Small responses go out at once (no Nagle delay against delayed ACKs).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                eprintln!("server stopped: {e}");
+        let redis_pid = redis
+            .filter(|_| row.needs_redis())
+            .and_then(RedisServer::pid);
+        let (addr, counter, server) = match row.framework() {
+            Framework::Axum => {
+                let (router, counter) = router(row, redis).await?;
+                let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                let addr = listener.local_addr()?;
+                // Small responses go out at once (no Nagle delay against delayed ACKs).
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let task = tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        eprintln!("server stopped: {e}");
+                    }
+                });
+                (addr, counter, Server::Axum(task))
             }
-        });
+            Framework::Actix => {
+                let url = redis.filter(|_| row.needs_redis()).map(RedisServer::url);
+                let (addr, counter, running) = crate::actix_apps::start(row, url).await?;
+                (addr, counter, Server::Actix(running))
+            }
+        };
         Ok(App {
             row,
             addr,
-            redis_pid: redis
-                .filter(|_| row == Row::Redis)
-                .and_then(RedisServer::pid),
+            redis_pid,
             counter,
-            task,
+            server,
         })
     }
 
@@ -293,18 +429,57 @@ impl App {
             Counter::Nothing => None,
             Counter::Ours(store) => Some(store.calls()),
             Counter::Sessions(store) => Some(store.calls()),
+            Counter::ActixSessions(store) => Some(store.calls()),
         }
     }
 }
 
 impl Drop for App {
     fn drop(&mut self) {
-        self.task.abort();
+        match &mut self.server {
+            Server::Axum(task) => task.abort(),
+            Server::Actix(running) => running.stop(),
+        }
     }
 }
 
-fn cookie_store() -> Result<CookieStore, BenchError> {
+pub(crate) fn cookie_store() -> Result<CookieStore, BenchError> {
     Ok(CookieStore::new([CookieStore::random_key()?])?)
+}
+
+/// This library's config for one of its rows (either framework), and how its store calls
+/// are counted. Call it on the runtime that is to drive the store (the Redis connection).
+pub(crate) async fn ours_config(
+    row: Row,
+    redis_url: Option<&str>,
+) -> Result<(MessagesConfig, Counter), BenchError> {
+    Ok(match row {
+        Row::Memory | Row::ActixMemory => {
+            let store = CountingStore::new(MemoryStore::new());
+            (MessagesConfig::new(store.clone()), Counter::Ours(store))
+        }
+        Row::Cookie | Row::ActixCookie => (MessagesConfig::new(cookie_store()?), Counter::Nothing),
+        Row::Fallback | Row::ActixFallback => {
+            let store = CountingStore::new(MemoryStore::new());
+            let fallback = Storage::fallback(cookie_store()?, store.clone());
+            (MessagesConfig::new(fallback), Counter::Ours(store))
+        }
+        Row::Redis | Row::ActixRedis => {
+            let url = redis_url.ok_or_else(|| {
+                messages_core::Error::Config("the Redis rows need a redis-server".into())
+            })?;
+            let store =
+                CountingStore::new(RedisStore::connect(url, RedisOptions::default()).await?);
+            (MessagesConfig::new(store.clone()), Counter::Ours(store))
+        }
+        other => {
+            return Err(messages_core::Error::Config(format!(
+                "{} is not a row of this library",
+                other.label()
+            ))
+            .into());
+        }
+    })
 }
 
 fn ours(config: MessagesConfig) -> Router {
@@ -322,30 +497,6 @@ async fn router(row: Row, redis: Option<&RedisServer>) -> Result<(Router, Counte
                 .route(ABOUT, get(about)),
             Counter::Nothing,
         ),
-        Row::Memory => {
-            let store = CountingStore::new(MemoryStore::new());
-            (
-                ours(MessagesConfig::new(store.clone())),
-                Counter::Ours(store),
-            )
-        }
-        Row::Cookie => (ours(MessagesConfig::new(cookie_store()?)), Counter::Nothing),
-        Row::Fallback => {
-            let store = CountingStore::new(MemoryStore::new());
-            let fallback = Storage::fallback(cookie_store()?, store.clone());
-            (ours(MessagesConfig::new(fallback)), Counter::Ours(store))
-        }
-        Row::Redis => {
-            let url = redis.map(RedisServer::url).ok_or_else(|| {
-                messages_core::Error::Config("the Redis row needs a redis-server".into())
-            })?;
-            let store =
-                CountingStore::new(RedisStore::connect(&url, RedisOptions::default()).await?);
-            (
-                ours(MessagesConfig::new(store.clone())),
-                Counter::Ours(store),
-            )
-        }
         Row::AxumMessages => {
             let store = CountingSessionStore::default();
             // Lax like ours (tower-sessions defaults to Strict); not Secure on plain http.
@@ -360,6 +511,11 @@ async fn router(row: Row, redis: Option<&RedisServer>) -> Result<(Router, Counte
                     .layer(sessions),
                 Counter::Sessions(store),
             )
+        }
+        row => {
+            let url = redis.map(RedisServer::url);
+            let (config, counter) = ours_config(row, url.as_deref()).await?;
+            (ours(config), counter)
         }
     })
 }

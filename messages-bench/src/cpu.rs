@@ -1,10 +1,15 @@
 //! CPU time per thread group, read from Linux's `/proc/<pid>/task/<tid>/schedstat`
 //! (nanoseconds on a CPU, per thread).
 //!
-//! Server and clients run in one process on two tokio runtimes whose worker threads are
-//! named [`SERVER_THREADS`] and [`CLIENT_THREADS`]; summing the threads by name splits the
-//! process's CPU time between them. Another process (the `redis-server` of the Redis row)
-//! is summed over all its threads. Elsewhere than on Linux there are no figures (`None`).
+//! Server and clients run in one process. The clients and the axum servers run on two
+//! tokio runtimes whose worker threads are named [`CLIENT_THREADS`] and
+//! [`SERVER_THREADS`]. An actix-web server runs its `actix_rt::System` on a thread named
+//! [`SERVER_THREADS`] too, and its workers and acceptor on threads actix names itself
+//! (`actix-rt|system:N|arbiter:M`, `actix-server acceptor`; Linux keeps 15 bytes of a
+//! name), which begin with [`ACTIX_THREADS`]. Summing the threads by name splits the
+//! process's CPU time between server and clients. Another process (the `redis-server` of
+//! the Redis rows) is summed over all its threads. Elsewhere than on Linux there are no
+//! figures (`None`).
 
 use std::fs;
 use std::path::Path;
@@ -13,12 +18,20 @@ use std::path::Path;
 pub const SERVER_THREADS: &str = "bench-server";
 /// Name of the client runtime's threads.
 pub const CLIENT_THREADS: &str = "bench-client";
+/// How the names of actix-web's own server threads begin (its workers' arbiters and its
+/// acceptor): counted as server threads.
+pub const ACTIX_THREADS: &str = "actix-";
+
+/// Whether a thread of this name does the server's work.
+pub fn is_server_thread(name: &str) -> bool {
+    name == SERVER_THREADS || name.starts_with(ACTIX_THREADS)
+}
 
 /// CPU nanoseconds used so far by the server and the client threads of this process, and
 /// by one other process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
-    /// Threads named [`SERVER_THREADS`].
+    /// Threads named [`SERVER_THREADS`] or actix-web's ([`is_server_thread`]).
     pub server_ns: u64,
     /// Threads named [`CLIENT_THREADS`].
     pub client_ns: u64,
@@ -31,7 +44,7 @@ impl CpuTimes {
     pub fn now(other_pid: Option<u32>) -> Option<CpuTimes> {
         let mut times = CpuTimes::default();
         for (name, ns) in threads(Path::new("/proc/self/task"))? {
-            if name == SERVER_THREADS {
+            if is_server_thread(&name) {
                 times.server_ns += ns;
             } else if name == CLIENT_THREADS {
                 times.client_ns += ns;
@@ -123,6 +136,14 @@ mod tests {
         worker.join().unwrap();
         let used = during.since(before);
         assert!(used.server_ns > 0, "{used:?}");
+        // An actix worker's thread counts as the server's too.
+        let before = CpuTimes::now(None).unwrap();
+        let actix = spin("actix-rt|system:0|arbiter:1");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let with_actix = CpuTimes::now(None).unwrap().since(before);
+        actix.join().unwrap();
+        assert!(with_actix.server_ns > 0, "{with_actix:?}");
+        assert_eq!(with_actix.client_ns, 0);
         assert_eq!(used.client_ns, 0);
         assert_eq!(used.other_ns, None);
         assert!(during.other_ns.unwrap() >= used.server_ns);

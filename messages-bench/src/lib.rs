@@ -1,17 +1,21 @@
 //! Load harness of `messages-core` beside the alternatives, in one process run.
 //!
-//! Every row is the same axum application — `POST /settings` adds one flash message and
+//! Every row is the same small application — `POST /settings` adds one flash message and
 //! redirects (303) to `GET /settings`, which renders it; `GET /about` never touches
-//! messages — served on `127.0.0.1:0` with a different flash library behind it:
-//! nothing ([`apps::Row::Bare`], the floor), this library on each of its stores, and
-//! `axum-messages` on `tower-sessions`' memory store. Keep-alive HTTP/1 clients, each
-//! with its own cookie jar, drive it at several concurrencies ([`client`]); store calls
-//! and CPU time are counted on the side ([`cpu`]); [`report`] prints the table and its
+//! messages — served on `127.0.0.1:0` with a different flash library behind it. On axum
+//! 0.8 ([`apps`]): nothing ([`apps::Row::Bare`], the floor), this library on each of its
+//! stores, and `axum-messages` on `tower-sessions`' memory store. On actix-web 4
+//! ([`actix_apps`]): nothing ([`apps::Row::ActixBare`]), this library on each of its
+//! stores, and `actix-web-flash-messages` on its cookie store and on `actix-session`.
+//! Keep-alive HTTP/1 clients, each with its own cookie jar, drive it at several
+//! concurrencies ([`client`]); store calls and CPU time are counted on the side
+//! ([`cpu`]); [`report`] prints the tables (one per workload and framework) and their
 //! JSON.
 //!
 //! `cargo run --release -p messages-bench --bin load`; `BENCHMARKS.md` at the root of the
 //! repository has the figures of one run and how to read them.
 
+pub mod actix_apps;
 pub mod apps;
 pub mod client;
 pub mod cpu;

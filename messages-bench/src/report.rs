@@ -1,11 +1,12 @@
 //! From samples to the table: per-request figures, medians over rounds, ratios to the
-//! bare-axum floor and to axum-messages, Markdown and JSON.
+//! framework's bare floor (bare axum, bare actix-web) and to its other flash libraries
+//! (axum-messages; actix-web-flash-messages on its two stores), Markdown and JSON.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::apps::Row;
+use crate::apps::{Framework, Row};
 use crate::client::{Sample, Workload};
 
 /// One sample's figures, per request.
@@ -124,10 +125,11 @@ pub struct Line {
     pub median: Metrics,
     /// Each round.
     pub rounds: Vec<Metrics>,
-    /// Beside bare axum, same workload and concurrency.
+    /// Beside the bare row of its framework, same workload and concurrency.
     pub vs_bare: Option<Ratios>,
-    /// Beside axum-messages, same workload and concurrency.
-    pub vs_axum_messages: Option<Ratios>,
+    /// Beside each other flash library of its framework ([`Framework::peers`]), same
+    /// workload and concurrency.
+    pub vs_peers: Vec<PeerRatios>,
     /// Responses that broke the contract, all rounds.
     pub failures: usize,
     /// The first such response.
@@ -147,7 +149,7 @@ impl Line {
             median: Metrics::median(&rounds),
             rounds,
             vs_bare: None,
-            vs_axum_messages: None,
+            vs_peers: Vec::new(),
             failures: samples.iter().map(|s| s.failures).sum(),
             first_failure: samples.iter().find_map(|s| s.first_failure.clone()),
         }
@@ -197,8 +199,17 @@ impl Ratios {
     }
 }
 
-/// Fills in each line's ratios to the bare-axum and axum-messages lines of its workload
-/// and concurrency.
+/// A line's ratios to one of its framework's other flash libraries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PeerRatios {
+    /// The other library's row.
+    pub peer: Row,
+    /// The line over that row's line.
+    pub ratios: Ratios,
+}
+
+/// Fills in each line's ratios to the bare line and to the peer lines of its framework
+/// ([`Framework::bare`], [`Framework::peers`]) at its workload and concurrency.
 pub fn add_ratios(lines: &mut [Line]) {
     let base = |lines: &[Line], row: Row, l: &Line| {
         lines
@@ -206,13 +217,21 @@ pub fn add_ratios(lines: &mut [Line]) {
             .find(|b| b.row == row && b.workload == l.workload && b.concurrency == l.concurrency)
             .and_then(|b| Ratios::of(l, b))
     };
-    let ratios: Vec<(Option<Ratios>, Option<Ratios>)> = lines
+    let ratios: Vec<(Option<Ratios>, Vec<PeerRatios>)> = lines
         .iter()
-        .map(|l| (base(lines, Row::Bare, l), base(lines, Row::AxumMessages, l)))
+        .map(|l| {
+            let framework = l.row.framework();
+            let peers = framework
+                .peers()
+                .iter()
+                .filter_map(|&peer| base(lines, peer, l).map(|ratios| PeerRatios { peer, ratios }))
+                .collect();
+            (base(lines, framework.bare(), l), peers)
+        })
         .collect();
-    for (line, (bare, am)) in lines.iter_mut().zip(ratios) {
+    for (line, (bare, peers)) in lines.iter_mut().zip(ratios) {
         line.vs_bare = bare;
-        line.vs_axum_messages = am;
+        line.vs_peers = peers;
     }
 }
 
@@ -284,7 +303,7 @@ fn ratios(r: Option<Ratios>) -> (String, String) {
 }
 
 impl Report {
-    /// The report as Markdown: one table per workload.
+    /// The report as Markdown: per workload, one table per framework.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let m = &self.machine;
@@ -304,41 +323,85 @@ impl Report {
                         "**(b) Plain GET** — `GET /about` never touches messages, sent by a browser holding the cookies of an earlier pair.",
                 }
             );
-            out.push_str("| c | row | req/s | req/s × bare | req/s × axum-messages | p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req | CPU × bare | CPU × axum-messages |\n");
-            out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-            for line in self.lines.iter().filter(|l| l.workload == workload) {
-                let d = &line.median;
-                let server = match (d.server_cpu_us, d.redis_cpu_us) {
-                    (Some(s), Some(r)) => format!("{s:.1} + {r:.1} redis-server"),
-                    (s, _) => opt(s, 1),
-                };
-                let (rate_bare, cpu_bare) = ratios(line.vs_bare);
-                let (rate_am, cpu_am) = ratios(line.vs_axum_messages);
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {:.0} | {rate_bare} | {rate_am} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {server} | {cpu_bare} | {cpu_am} |{}",
-                    line.concurrency,
-                    line.label,
-                    d.requests_per_s,
-                    d.p50_us,
-                    d.p99_us,
-                    d.cookie_bytes,
-                    d.set_cookie_bytes,
-                    opt(d.store_calls, 2),
-                    if line.failures > 0 {
-                        format!(" **{} failures**", line.failures)
-                    } else {
-                        String::new()
-                    }
-                );
+            for framework in Framework::ALL {
+                let lines: Vec<&Line> = self
+                    .lines
+                    .iter()
+                    .filter(|l| l.workload == workload && l.row.framework() == framework)
+                    .collect();
+                if !lines.is_empty() {
+                    table(&mut out, framework, &lines);
+                }
             }
-            out.push('\n');
         }
         for note in &self.notes {
             let _ = writeln!(out, "- {note}");
         }
         out
     }
+}
+
+/// One framework's lines of one workload as a Markdown table, with a ratio column for
+/// its bare row and for each of its peers.
+fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
+    let peers = framework.peers();
+    let _ = writeln!(out, "{}:\n", framework.label());
+    let bare = framework.bare().column();
+    let mut header = format!("| c | row | req/s | req/s × {bare} |");
+    for peer in peers {
+        let _ = write!(header, " req/s × {} |", peer.column());
+    }
+    header.push_str(" p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req |");
+    let _ = write!(header, " CPU × {bare} |");
+    for peer in peers {
+        let _ = write!(header, " CPU × {} |", peer.column());
+    }
+    let _ = writeln!(out, "{header}");
+    // c and row, then 9 figures and 2 ratio columns per base (bare and each peer).
+    let mut rule = "|---:|---|".to_owned();
+    rule.push_str(&"---:|".repeat(9 + 2 * peers.len()));
+    let _ = writeln!(out, "{rule}");
+    for line in lines {
+        let d = &line.median;
+        let server = match (d.server_cpu_us, d.redis_cpu_us) {
+            (Some(s), Some(r)) => format!("{s:.1} + {r:.1} redis-server"),
+            (s, _) => opt(s, 1),
+        };
+        let (rate_bare, cpu_bare) = ratios(line.vs_bare);
+        let of_peer = |peer: &Row| {
+            ratios(
+                line.vs_peers
+                    .iter()
+                    .find(|p| p.peer == *peer)
+                    .map(|p| p.ratios),
+            )
+        };
+        let peer_ratios: Vec<(String, String)> = peers.iter().map(of_peer).collect();
+        let mut row = format!(
+            "| {} | {} | {:.0} | {rate_bare} |",
+            line.concurrency, line.label, d.requests_per_s
+        );
+        for (rate, _) in &peer_ratios {
+            let _ = write!(row, " {rate} |");
+        }
+        let _ = write!(
+            row,
+            " {:.0} | {:.0} | {:.0} | {:.0} | {} | {server} | {cpu_bare} |",
+            d.p50_us,
+            d.p99_us,
+            d.cookie_bytes,
+            d.set_cookie_bytes,
+            opt(d.store_calls, 2),
+        );
+        for (_, cpu) in &peer_ratios {
+            let _ = write!(row, " {cpu} |");
+        }
+        if line.failures > 0 {
+            let _ = write!(row, " **{} failures**", line.failures);
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -412,7 +475,7 @@ mod tests {
         let vs_bare = lines[1].vs_bare.unwrap();
         assert!((vs_bare.requests_per_s - 0.5).abs() < 1e-9, "{vs_bare:?}");
         assert_eq!(vs_bare.server_cpu, Some(1.0));
-        assert_eq!(lines[1].vs_axum_messages, None);
+        assert!(lines[1].vs_peers.is_empty());
         assert!((lines[2].vs_bare.unwrap().requests_per_s - 1.0).abs() < 1e-9);
     }
 
@@ -450,5 +513,43 @@ mod tests {
         // Round 1 costs twice the CPU with redis-server's; the others as much.
         assert_eq!(r.server_cpu, Some(1.0));
         assert_eq!(line.rounds[0].server_side_cpu_us(), Some(40.0));
+    }
+
+    #[test]
+    fn actix_lines_are_compared_within_their_framework() {
+        let line =
+            |row, millis| Line::new(row, Workload::FlashPair, 16, &[sample(100, millis, None)]);
+        let mut lines = vec![
+            line(Row::Bare, 5),
+            line(Row::AxumMessages, 40),
+            line(Row::ActixBare, 10),
+            line(Row::ActixMemory, 20),
+            line(Row::AwfmCookie, 20),
+            line(Row::AwfmSession, 40),
+        ];
+        add_ratios(&mut lines);
+        let ours = &lines[3];
+        // Over bare actix-web (10 ms), not bare axum (5 ms); no axum-messages column.
+        assert!((ours.vs_bare.unwrap().requests_per_s - 0.5).abs() < 1e-9);
+        let peers: Vec<(Row, f64)> = ours
+            .vs_peers
+            .iter()
+            .map(|p| (p.peer, p.ratios.requests_per_s))
+            .collect();
+        assert_eq!(peers, vec![(Row::AwfmCookie, 1.0), (Row::AwfmSession, 2.0)]);
+        assert_eq!(lines[0].vs_peers.len(), 1);
+        let report = Report {
+            machine: Machine::now(),
+            rounds: 1,
+            seconds: 1.0,
+            lines,
+            notes: Vec::new(),
+        }
+        .markdown();
+        assert!(
+            report.contains("| req/s × AWFM cookie | req/s × AWFM session |"),
+            "{report}"
+        );
+        assert!(report.contains("actix-web 4:") && report.contains("axum 0.8:"));
     }
 }

@@ -44,11 +44,13 @@ async fn both(row: Row, redis: Option<&RedisServer>) -> [(Sample, Sample); 2] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bare_axum_has_no_cookies_and_no_store() {
-    for (pair, plain) in both(Row::Bare, None).await {
-        for s in [&pair, &plain] {
-            assert_eq!((s.cookie_bytes, s.set_cookie_bytes), (0, 0));
-            assert_eq!(s.store_calls, None);
+async fn bare_rows_have_no_cookies_and_no_store() {
+    for row in [Row::Bare, Row::ActixBare] {
+        for (pair, plain) in both(row, None).await {
+            for s in [&pair, &plain] {
+                assert_eq!((s.cookie_bytes, s.set_cookie_bytes), (0, 0), "{row:?}");
+                assert_eq!(s.store_calls, None, "{row:?}");
+            }
         }
     }
 }
@@ -74,6 +76,7 @@ async fn server_store_row(row: Row, redis: Option<&RedisServer>, per_pair: usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_is_called_once_per_request_that_uses_it() {
     server_store_row(Row::Memory, None, 2).await;
+    server_store_row(Row::ActixMemory, None, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,17 +85,23 @@ async fn redis_store_is_called_once_per_request_that_uses_it_and_once_per_settle
         return;
     };
     server_store_row(Row::Redis, Some(&redis), 3).await;
+    server_store_row(Row::ActixRedis, Some(&redis), 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store() {
-    for row in [Row::Cookie, Row::Fallback] {
+    for row in [
+        Row::Cookie,
+        Row::Fallback,
+        Row::ActixCookie,
+        Row::ActixFallback,
+    ] {
         for (pair, plain) in both(row, None).await {
             // Every POST sets the messages cookie and every GET removes it.
             assert!(pair.set_cookie_bytes > 0, "{row:?}");
             assert!(pair.cookie_bytes > plain.cookie_bytes, "{row:?}");
             assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
-            let expected = (row == Row::Fallback).then_some(0);
+            let expected = matches!(row, Row::Fallback | Row::ActixFallback).then_some(0);
             assert_eq!(pair.store_calls, expected, "{row:?}: one message fits");
             assert_eq!(plain.store_calls, expected, "{row:?}");
         }
@@ -105,4 +114,47 @@ async fn axum_messages_session_store_calls_are_counted() {
         assert!(pair.store_calls.unwrap() >= pair.requests);
         assert!(plain.store_calls.unwrap() >= plain.requests);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_web_flash_messages_cookie_store_clears_its_cookie_on_every_response() {
+    for (pair, plain) in both(Row::AwfmCookie, None).await {
+        assert_eq!(pair.store_calls, None);
+        assert!(pair.set_cookie_bytes > 0);
+        // The pair's GET removed the flash cookie: the browser holds none, yet every page
+        // that adds nothing answers with a removal cookie.
+        assert_eq!(plain.cookie_bytes, 0);
+        assert!(plain.set_cookie_bytes > 0);
+        assert_eq!(plain.store_calls, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_web_flash_messages_session_store_calls_are_counted() {
+    for (pair, plain) in both(Row::AwfmSession, None).await {
+        // Load and update on every request of a session: the flash store removes its key
+        // on every response, which marks the session changed.
+        assert_eq!(pair.store_calls, Some(2 * pair.requests));
+        assert_eq!(plain.store_calls, Some(2 * plain.requests));
+        assert!(plain.cookie_bytes > 0, "the browser has a session");
+        assert!(
+            plain.set_cookie_bytes > 0,
+            "the session cookie is sent again"
+        );
+    }
+}
+
+/// An actix row's server stops with its `App`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_rows_stop_when_dropped() {
+    let app = App::start(Row::ActixMemory, None).await.unwrap();
+    let addr = app.addr;
+    drop(app);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{addr} still accepts connections after its App was dropped");
 }

@@ -1,6 +1,7 @@
-//! `cargo run --release -p messages-bench --bin load`: every row at concurrency 1, 16 and
-//! 64 on both workloads, three rounds, medians printed as a Markdown table and written as
-//! JSON to `target/messages-bench/load.json`.
+//! `cargo run --release -p messages-bench --bin load`: every row (axum and actix-web) at
+//! concurrency 1, 16 and 64 on both workloads, three rounds, medians printed as Markdown
+//! tables (one per workload and framework) and written as JSON to
+//! `target/messages-bench/load.json`.
 //!
 //! `BENCH_SCALE=0.1` (say) scales the request counts down for a quick look.
 
@@ -81,8 +82,11 @@ fn run() -> Result<bool, BenchError> {
     let redis = RedisServer::start();
     let mut apps = Vec::new();
     for row in Row::ALL {
-        if row == Row::Redis && redis.is_none() {
-            notes.push("ours: redis left out: redis-server is not installed.".to_owned());
+        if row.needs_redis() && redis.is_none() {
+            notes.push(format!(
+                "{} left out: redis-server is not installed.",
+                row.label()
+            ));
             continue;
         }
         apps.push(server_rt.block_on(App::start(row, redis.as_ref()))?);
