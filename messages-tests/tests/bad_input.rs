@@ -535,3 +535,346 @@ async fn empty_and_malformed_headers_mean_no_cookies() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Through HTTP, against both example apps (`bad_input::axum::*`, `bad_input::actix::*`):
+// the contract's refusals of input that is not a form, and hostile `Cookie` headers sent
+// to a real server, on memory, cookie and fallback storage.
+
+#[path = "support/example.rs"]
+mod example_app;
+
+use ::axum::http::{Method, Request, StatusCode};
+use example_app::Framework;
+use messages_tests::http::{HttpClient, Reply};
+
+/// The text body of a refusal.
+const PLAIN: &str = "text/plain; charset=utf-8";
+
+/// Checks a reply's `Set-Cookie` values as [`finish`] does, and that it is no `5xx`.
+fn check_reply(r: &Reply, what: &str) {
+    assert!(
+        !r.status.is_server_error(),
+        "{what}: {} {}",
+        r.status,
+        r.body
+    );
+    for set in r.set_cookies() {
+        let (pair, attributes) = set.split_once(';').unwrap_or((&set, ""));
+        let (name, value) = pair.split_once('=').unwrap();
+        assert!(attributes.contains("HttpOnly"), "{what}: {set}");
+        assert!(attributes.contains("SameSite=Lax"), "{what}: {set}");
+        let removal = attributes.contains("Max-Age=0");
+        assert_eq!(removal, value.is_empty(), "{what}: {set}");
+        match name {
+            SESSION => assert!(
+                removal || value.parse::<SessionKey>().is_ok(),
+                "{what}: {set}"
+            ),
+            MESSAGES => assert!(value.len() <= BUDGET, "{what}: {} bytes", value.len()),
+            other => panic!("{what}: unexpected cookie {other}"),
+        }
+    }
+}
+
+/// Whether a reply set a cookie other than a removal.
+fn sets_a_value(r: &Reply) -> bool {
+    r.set_cookies()
+        .iter()
+        .any(|c| !c.contains("Max-Age=0") && !c.split(';').next().unwrap().ends_with('='))
+}
+
+/// `method path` with `headers` and `body`, sent by `b` (its own cookies, if any, replace
+/// a `cookie` among `headers`).
+async fn request(
+    b: &mut HttpClient,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Reply {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    b.send(builder, body).await
+}
+
+/// A request the contract refuses, and its answer.
+struct Refusal {
+    method: Method,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: String,
+    status: StatusCode,
+    text: String,
+}
+
+/// `POST path` with `content_type` and `body`, refused with `status` and `text`.
+fn post(
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: &str,
+    status: StatusCode,
+    text: &str,
+) -> Refusal {
+    Refusal {
+        method: Method::POST,
+        path,
+        content_type,
+        body: body.to_owned(),
+        status,
+        text: text.to_owned(),
+    }
+}
+
+/// The contract's refusals (the table "Bad form input" in `messages_example_shared`):
+/// status, `text/plain` body, no cookie and no cache headers; a refused request changes
+/// nothing of the browser's messages or session.
+async fn requests_that_are_not_forms_are_refused_as_the_contract_says(fw: Framework) {
+    let server = example_app::serve(fw, "fallback").await.unwrap();
+    let mut b = server.client();
+    b.post_form("/settings", &[("name", "Ada")]).await;
+    let session = b.cookie(SESSION).unwrap().to_owned();
+    let form = Some("application/x-www-form-urlencoded");
+    let unsupported = "Form requests must have `Content-Type: application/x-www-form-urlencoded`";
+    let duplicate =
+        |field: &str| format!("Failed to deserialize form body: duplicate field `{field}`");
+    let too_long = "Failed to buffer the request body: length limit exceeded";
+    let big = format!("name={}", "a".repeat(2 * 1024 * 1024));
+    let (media, unprocessable, too_large) = (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    let cases = [
+        post(
+            "/settings",
+            Some("text/plain"),
+            "name=Mallory",
+            media,
+            unsupported,
+        ),
+        post("/notes", None, "text=x&count=1", media, unsupported),
+        post(
+            "/login",
+            Some("application/json"),
+            r#"{"name":"Mallory"}"#,
+            media,
+            unsupported,
+        ),
+        post(
+            "/login",
+            Some("multipart/form-data; boundary=x"),
+            "--x--",
+            media,
+            unsupported,
+        ),
+        post(
+            "/settings",
+            form,
+            "name=a&name=b",
+            unprocessable,
+            &duplicate("name"),
+        ),
+        post(
+            "/login",
+            form,
+            "name=a&name=b",
+            unprocessable,
+            &duplicate("name"),
+        ),
+        post(
+            "/notes",
+            form,
+            "text=a&count=1&count=2",
+            unprocessable,
+            &duplicate("count"),
+        ),
+        post("/settings", form, &big, too_large, too_long),
+        post("/login", form, &big, too_large, too_long),
+        Refusal {
+            method: Method::GET,
+            path: "/dashboard/messages?oob=maybe",
+            content_type: None,
+            body: String::new(),
+            status: StatusCode::BAD_REQUEST,
+            text:
+                "Failed to deserialize query string: oob: provided string was not `true` or `false`"
+                    .to_owned(),
+        },
+    ];
+    for case in cases {
+        let what = format!(
+            "[{fw}] {} {} {:?}",
+            case.method, case.path, case.content_type
+        );
+        let headers: Vec<(&str, &str)> = case
+            .content_type
+            .iter()
+            .map(|c| ("content-type", *c))
+            .collect();
+        let r = request(&mut b, case.method, case.path, &headers, case.body).await;
+        assert_eq!(r.status, case.status, "{what}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some(PLAIN), "{what}");
+        assert_eq!(r.body, case.text, "{what}");
+        assert!(r.set_cookies().is_empty(), "{what}: {:?}", r.set_cookies());
+        assert!(r.header("vary").is_none(), "{what}");
+        assert!(r.header("cache-control").is_none(), "{what}");
+    }
+    assert_eq!(
+        b.cookie(SESSION),
+        Some(session.as_str()),
+        "[{fw}] no rotation"
+    );
+    let page = b.get("/settings").await;
+    assert_eq!(page.texts(), ["Settings saved for Ada."], "[{fw}]");
+    assert!(b.get("/dashboard").await.messages().is_empty(), "[{fw}]");
+}
+
+/// Rows 1, 3, 4, 5 and 11 of the catalogue through a real server: hostile `Cookie`
+/// headers never fail a page, show nothing, and get only removals (reading) or a fresh
+/// valid session (adding); behind 64 KiB of junk the visitor's own cookies still work.
+/// (A head over the HTTP server's own limit — hyper's ~400 KiB, actix-web's 128 KiB — is
+/// refused by the server, `431`, before any application code.)
+async fn hostile_cookie_headers_over_http(fw: Framework) {
+    let valid = key();
+    let encoded_valid = format!("%{:02X}{}", valid.as_bytes()[0], &valid[1..]);
+    let junk = "aaaaaaa=bbbbbbbbbbbb; ".repeat(64 * 1024 / 22);
+    let long_session = format!("{SESSION}={}", "A".repeat(64 * 1024));
+    let long_messages = format!("{MESSAGES}=v1.{}", "A".repeat(64 * 1024));
+    let mut headers: Vec<String> = vec![
+        junk.clone(),
+        long_session,
+        long_messages,
+        String::new(),
+        ";;; ;".into(),
+        "=value".into(),
+        "messages_session=".into(),
+        "messages=;messages_session=;".into(),
+    ];
+    for value in ["%zz%", "%E0%A4%A", "%", "%00", encoded_valid.as_str()] {
+        headers.push(format!("{SESSION}={value}"));
+        headers.push(format!("{MESSAGES}={value}"));
+    }
+    for value in [
+        "\"quoted\"".to_owned(),
+        "A".repeat(42),
+        "A".repeat(64),
+        format!("{}+", &valid[..42]),
+        "../../../../../../../../../../etc/passwd!!!".to_owned(),
+    ] {
+        headers.push(format!("{SESSION}={value}"));
+    }
+    for odd in [
+        "Messages_Session",
+        "MESSAGES_SESSION",
+        "messages-session",
+        "__Host-messages_session",
+    ] {
+        headers.push(format!("{odd}={valid}"));
+    }
+    for store in ["memory", "cookie", "fallback"] {
+        let server = example_app::serve(fw, store).await.unwrap();
+        for header in &headers {
+            let what = format!("[{fw}/{store}] {:?}", &header[..header.len().min(48)]);
+            let mut reader = server.client();
+            let cookie = [("cookie", header.as_str())];
+            for path in ["/settings", "/dashboard", "/api/dashboard/messages"] {
+                let r = request(&mut reader, Method::GET, path, &cookie, String::new()).await;
+                assert_eq!(r.status, StatusCode::OK, "{what} {path}");
+                check_reply(&r, &what);
+                assert!(!sets_a_value(&r), "{what}: {:?}", r.set_cookies());
+                if path.starts_with("/api") {
+                    assert_eq!(r.body, "[]", "{what}");
+                } else {
+                    assert!(r.messages().is_empty(), "{what} {path}");
+                }
+            }
+            assert!(
+                reader.cookies.jar.is_empty(),
+                "{what}: {:?}",
+                reader.cookies.jar
+            );
+
+            let mut writer = server.client();
+            let form = [
+                ("cookie", header.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ];
+            let r = request(
+                &mut writer,
+                Method::POST,
+                "/settings",
+                &form,
+                "name=Ada".into(),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{what}");
+            check_reply(&r, &what);
+            let fresh = writer.cookie(SESSION).expect("a fresh session").to_owned();
+            assert!(
+                fresh.parse::<SessionKey>().is_ok() && fresh != valid,
+                "{what}"
+            );
+            assert_eq!(
+                writer.get("/settings").await.texts(),
+                ["Settings saved for Ada."],
+                "{what}"
+            );
+        }
+        // A head over the server's limit never reaches the application.
+        let huge = format!("{SESSION}={}", "A".repeat(512 * 1024));
+        let r = request(
+            &mut server.client(),
+            Method::GET,
+            "/settings",
+            &[("cookie", &huge)],
+            String::new(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "[{fw}/{store}]"
+        );
+        assert!(r.set_cookies().is_empty(), "[{fw}/{store}]");
+        // Behind 64 KiB of other cookies, the visitor's own cookies still work.
+        let mut own = server.client();
+        own.post_form("/settings", &[("name", "Ada")]).await;
+        let header = format!("{junk}{}", own.cookies.cookie_header().unwrap());
+        let mut same = server.client();
+        let r = request(
+            &mut same,
+            Method::GET,
+            "/settings",
+            &[("cookie", &header)],
+            String::new(),
+        )
+        .await;
+        check_reply(&r, &format!("[{fw}/{store}] behind junk"));
+        assert_eq!(r.texts(), ["Settings saved for Ada."], "[{fw}/{store}]");
+    }
+}
+
+/// `mod axum` and `mod actix`: the HTTP cases, one test each per framework.
+macro_rules! over_http {
+    ($($module:ident => $framework:ident),*) => {$(
+        mod $module {
+            #[tokio::test]
+            async fn requests_that_are_not_forms_are_refused_as_the_contract_says() {
+                super::requests_that_are_not_forms_are_refused_as_the_contract_says(
+                    super::Framework::$framework,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn hostile_cookie_headers_over_http() {
+                super::hostile_cookie_headers_over_http(super::Framework::$framework).await;
+            }
+        }
+    )*};
+}
+
+over_http!(axum => Axum, actix => Actix);

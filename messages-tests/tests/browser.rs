@@ -1,9 +1,11 @@
 //! The example application driven in real headless Chromium (Debian's `chromium` and
-//! `chromedriver`), against the memory and the fallback store: what a person sees.
+//! `chromedriver`), on both frameworks (`browser::axum::*`, `browser::actix::*`: the same
+//! scenarios) and against the memory and the fallback store: what a person sees.
 //!
 //! Each store gets its own in-process server on a free loopback port and two browser
 //! windows with separate profiles (two browser sessions). The dashboard screenshot is
-//! saved to `target/e2e/dashboard-<store>.png`.
+//! saved to `target/e2e/dashboard-<framework>-<store>.png`. The two tests take turns (one
+//! Chromium at a time: the autoclose check is timed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -14,6 +16,11 @@ use messages_core::{Message, MessageStore, SessionKey, ViewId};
 use messages_tests::browser_driver::{Chromedriver, Chromium, eventually};
 use messages_tests::http::TestServer;
 
+#[path = "support/example.rs"]
+mod example_app;
+
+use example_app::Framework;
+
 /// The dashboard's view id (stable: the example's contract).
 const DASHBOARD: &str = "messages_example::dashboard";
 /// The example's session-key cookie.
@@ -22,6 +29,10 @@ const SESSION_COOKIE: &str = "messages_session";
 const SAVE: &str = "form[action='/settings'] button[type=submit]";
 /// The import job's button.
 const IMPORT: &str = "form[action='/jobs/import'] button[type=submit]";
+/// The login form's submit button (its field is `name`).
+const LOG_IN: &str = "form[action='/login'] button[type=submit]";
+/// The logout button.
+const LOG_OUT: &str = "form[action='/logout'] button[type=submit]";
 /// What the import job adds.
 const IMPORTED: &str = "Import finished";
 /// A name that would run a script if it were not escaped.
@@ -29,14 +40,18 @@ const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 /// No messages.
 const NONE: [&str; 0] = [];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn example_in_headless_chromium() {
+/// One Chromium at a time: the tests of the two frameworks take turns.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Every scenario on `framework`'s app, on each store.
+async fn example_in_headless_chromium(framework: Framework) {
+    let _turn = ONE_BROWSER.lock().await;
     let Some(driver) = Chromedriver::start().await.unwrap() else {
         return;
     };
     for store in ["memory", "fallback"] {
         let started = Instant::now();
-        let site = Site::start(store).await;
+        let site = Site::start(framework, store).await;
         let a = site.window(&driver).await;
         let b = site.window(&driver).await;
         form_message_shown_once_and_autoclosed(&site, &a).await;
@@ -44,20 +59,36 @@ async fn example_in_headless_chromium() {
         hostile_name_is_text(&site, &a).await;
         import_job_reaches_the_dashboard_only(&site, &a, &b).await;
         two_sessions_apart(&site, &a, &b).await;
+        log_in_and_out_with_the_forms(&site, &a).await;
         dashboard_screenshot(&site, &a).await;
         a.close().await.unwrap();
         b.close().await.unwrap();
         eprintln!(
-            "[{store}] browser scenarios passed in {:?}",
+            "[{}] browser scenarios passed in {:?}",
+            site.name,
             started.elapsed()
         );
     }
 }
 
+/// `mod axum` and `mod actix`: one test per framework.
+macro_rules! per_framework {
+    ($($module:ident => $framework:ident),*) => {$(
+        mod $module {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn example_in_headless_chromium() {
+                super::example_in_headless_chromium(super::Framework::$framework).await;
+            }
+        }
+    )*};
+}
+
+per_framework!(axum => Axum, actix => Actix);
+
 /// Submit the form: the success message is visible on the page it leads to, once; an
 /// autoclose message disappears by itself, a plain one stays; a reload shows nothing.
 async fn form_message_shown_once_and_autoclosed(site: &Site, a: &Chromium) {
-    let store = site.store;
+    let store = &site.name;
     site.shows(a, "/settings", &NONE).await;
     // An error waits for the settings view (posted without following the redirect).
     site.post(a, "/settings", &[("name", " ")]).await;
@@ -114,7 +145,7 @@ async fn settings_message_never_on_the_dashboard(site: &Site, a: &Chromium) {
 
 /// Markup in a name is shown as text: no element in the list, no script run.
 async fn hostile_name_is_text(site: &Site, a: &Chromium) {
-    let store = site.store;
+    let store = &site.name;
     a.open("/settings").await.unwrap();
     a.submit(&[("name", HOSTILE)], SAVE).await.unwrap();
     // Loaded means the image (had there been one) failed and its onerror ran.
@@ -131,7 +162,7 @@ async fn hostile_name_is_text(site: &Site, a: &Chromium) {
 /// The background job's message reaches this session's dashboard (found by reloading)
 /// and neither the settings page nor another session's dashboard.
 async fn import_job_reaches_the_dashboard_only(site: &Site, a: &Chromium, b: &Chromium) {
-    let store = site.store;
+    let store = &site.name;
     a.open("/dashboard").await.unwrap();
     assert_eq!(
         a.count(IMPORT).await.unwrap(),
@@ -188,14 +219,45 @@ async fn two_sessions_apart(site: &Site, a: &Chromium, b: &Chromium) {
     assert_ne!(
         key_a, key_b,
         "[{}] one session key for two browsers",
-        site.store
+        site.name
     );
 }
 
+/// Logging in with the dashboard's form gives the browser a new session cookie and
+/// carries the pending messages over (each on its view, in order, the welcome after
+/// them); logging out removes the cookie and drops what was pending.
+async fn log_in_and_out_with_the_forms(site: &Site, a: &Chromium) {
+    let store = &site.name;
+    // The form is on the dashboard: open it first, then leave messages pending.
+    a.open("/dashboard").await.unwrap();
+    site.post(a, "/settings", &[("name", "Cy")]).await;
+    site.post(a, "/notes", &[("text", "pending"), ("count", "2")])
+        .await;
+    let before = site.session(a).await;
+    a.submit(&[("name", "Ada")], LOG_IN).await.unwrap();
+    assert_eq!(a.path().await.unwrap(), "/dashboard", "[{store}]");
+    site.showing(a, &["pending #1", "pending #2", "Welcome, Ada."])
+        .await;
+    let after = site.session(a).await;
+    assert_ne!(before, after, "[{store}] the session key changed at login");
+    site.shows(a, "/settings", &["Settings saved for Cy."])
+        .await;
+
+    site.post(a, "/settings", &[("name", "Dee")]).await;
+    a.open("/dashboard").await.unwrap();
+    a.submit(&[], LOG_OUT).await.unwrap();
+    assert_eq!(a.path().await.unwrap(), "/settings", "[{store}]");
+    site.showing(a, &NONE).await;
+    let cookie = a.cookie(SESSION_COOKIE).await.unwrap();
+    assert_eq!(cookie, None, "[{store}] the session cookie is removed");
+    site.shows(a, "/dashboard", &NONE).await;
+}
+
 /// The dashboard with messages of four levels, from forms, the job and the store
-/// directly (as another job would), saved as `target/e2e/dashboard-<store>.png`.
+/// directly (as another job would), saved as
+/// `target/e2e/dashboard-<framework>-<store>.png`.
 async fn dashboard_screenshot(site: &Site, a: &Chromium) {
-    let store = site.store;
+    let store = &site.name;
     let view = ViewId::new(DASHBOARD).unwrap();
     a.open("/dashboard").await.unwrap();
     // The import request marks the view for the job (with the fallback store, a marked
@@ -233,36 +295,35 @@ async fn dashboard_screenshot(site: &Site, a: &Chromium) {
         "[{store}] {shown:?}"
     );
 
-    let path = e2e_dir().join(format!("dashboard-{store}.png"));
+    let path = e2e_dir().join(format!("dashboard-{}-{}.png", site.framework, site.store));
     a.screenshot(&path).await.unwrap();
     let bytes = std::fs::metadata(&path).unwrap().len();
     assert!(bytes > 1000, "[{store}] a blank screenshot? {bytes} bytes");
     eprintln!("[{store}] screenshot: {} ({bytes} bytes)", path.display());
 }
 
-/// One store's site: the example served in-process, and the store its jobs write to.
+/// One store's site: the example served in-process by one framework, and the store its
+/// jobs write to.
 struct Site {
+    framework: Framework,
     store: &'static str,
+    /// `<framework>/<store>`, for messages.
+    name: String,
     server: TestServer,
     jobs: Arc<dyn MessageStore>,
 }
 
 impl Site {
-    async fn start(store: &'static str) -> Site {
-        let key = "an example signing key of 32+ bytes for the e2e test";
-        let config = messages_example::config_from(|name| match name {
-            "MESSAGES_STORE" => Some(store.to_owned()),
-            "MESSAGES_KEY" => Some(key.to_owned()),
-            _ => None,
-        })
-        .await
-        .unwrap();
+    async fn start(framework: Framework, store: &'static str) -> Site {
+        let config = example_app::config(store).await;
         let jobs = config
             .server_store()
             .expect("memory and fallback have a server store");
-        let server = TestServer::axum(messages_example::app(config)).await;
+        let server = framework.serve(config).await;
         Site {
+            framework,
             store,
+            name: format!("{framework}/{store}"),
             server,
             jobs,
         }
@@ -283,19 +344,19 @@ impl Site {
     async fn showing(&self, window: &Chromium, expected: &[&str]) {
         let texts = window.texts().await.unwrap();
         let on = window.path().await.unwrap();
-        assert_eq!(texts, expected, "[{}] messages on {on}", self.store);
+        assert_eq!(texts, expected, "[{}] messages on {on}", self.name);
     }
 
     /// Posts a form from the page, not following its redirect: its messages stay unread.
     async fn post(&self, window: &Chromium, path: &str, fields: &[(&str, &str)]) {
         let answer = window.post(path, fields).await.unwrap();
-        assert_eq!(answer, "redirect", "[{}] POST {path}", self.store);
+        assert_eq!(answer, "redirect", "[{}] POST {path}", self.name);
     }
 
     /// The session key the browser holds (set by the responses that stored something).
     async fn session(&self, window: &Chromium) -> SessionKey {
         let value = window.cookie(SESSION_COOKIE).await.unwrap();
-        let value = value.unwrap_or_else(|| panic!("[{}] no session cookie", self.store));
+        let value = value.unwrap_or_else(|| panic!("[{}] no session cookie", self.name));
         value.parse().unwrap()
     }
 

@@ -1,5 +1,6 @@
 //! Delivery under concurrency, over real HTTP (issue #8, item 2): the example application
-//! on a loopback listener, [`SESSIONS`] browser sessions × 2 views × tabs, interleaved adds
+//! — on axum (`delivery::axum::*`) and on actix-web (`delivery::actix::*`), the same load
+//! — on a loopback listener, [`SESSIONS`] browser sessions × 2 views × tabs, interleaved adds
 //! (`POST /notes`, `POST /settings`) and reads (`GET /api/dashboard/messages` as JSON,
 //! `GET /settings` as HTML), on every store. Every add carries a text no other add has; a
 //! final read of every (session, view) drains what is left, and the [`Ledger`] checks that
@@ -22,12 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use ::axum::http::StatusCode;
 use messages_tests::http::{HttpClient, Ledger, Reply, Tally};
 use serde::Deserialize;
 
 #[path = "support/example.rs"]
 mod example_app;
+
+use example_app::Framework;
 
 /// Browser sessions per store.
 const SESSIONS: usize = 32;
@@ -191,9 +194,9 @@ struct Outcome {
     took: Duration,
 }
 
-/// Runs the load on `row`'s store; `None` when it is skipped.
-async fn run(row: Row) -> Option<Outcome> {
-    let server = example_app::serve(row.store).await?;
+/// Runs the load on `row`'s store, served by `framework`'s app; `None` when it is skipped.
+async fn run(framework: Framework, row: Row) -> Option<Outcome> {
+    let server = example_app::serve(framework, row.store).await?;
     let started = Instant::now();
     let load = Arc::new(Load::default());
     let mut tasks = Vec::new();
@@ -246,10 +249,10 @@ async fn run(row: Row) -> Option<Outcome> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_message_is_delivered_once_to_its_context_on_every_store() {
+/// The load on every row, against `framework`'s app.
+async fn every_message_is_delivered_once_to_its_context_on_every_store(framework: Framework) {
     let mut table = format!(
-        "\nconcurrent delivery over HTTP: {SESSIONS} sessions x 2 views, {ROUNDS} requests per tab, then a drain\n\
+        "\nconcurrent delivery over HTTP ({framework}): {SESSIONS} sessions x 2 views, {ROUNDS} requests per tab, then a drain\n\
          {:<15} {:>4} {:>7} {:>8} {:>6} {:>9} {:>10} {:>5} {:>13} {:>4} {:>8}\n",
         "store",
         "tabs",
@@ -265,7 +268,7 @@ async fn every_message_is_delivered_once_to_its_context_on_every_store() {
     );
     let mut outcomes = Vec::new();
     for row in ROWS {
-        let Some(outcome) = run(row).await else {
+        let Some(outcome) = run(framework, row).await else {
             writeln!(
                 table,
                 "{:<15} SKIPPED (redis-server not installed)",
@@ -298,7 +301,7 @@ async fn every_message_is_delivered_once_to_its_context_on_every_store() {
 
     for (row, outcome) in outcomes {
         let t = outcome.tally;
-        let store = row.store;
+        let store = format!("{framework}/{}", row.store);
         assert!(
             outcome.unexpected.is_empty(),
             "{store}: {:?}",
@@ -314,3 +317,21 @@ async fn every_message_is_delivered_once_to_its_context_on_every_store() {
         }
     }
 }
+
+/// `mod axum` and `mod actix`: one test per framework (run one at a time with
+/// `delivery axum::` or `delivery actix::`).
+macro_rules! per_framework {
+    ($($module:ident => $framework:ident),*) => {$(
+        mod $module {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_message_is_delivered_once_to_its_context_on_every_store() {
+                super::every_message_is_delivered_once_to_its_context_on_every_store(
+                    super::Framework::$framework,
+                )
+                .await;
+            }
+        }
+    )*};
+}
+
+per_framework!(axum => Axum, actix => Actix);

@@ -1,46 +1,58 @@
-//! The example application's HTTP contract, and the axum layer's behaviour, through real
-//! HTTP on a loopback listener: every contract test runs against the memory, cookie and
-//! fallback stores.
+//! The example applications' HTTP contract through real HTTP on a loopback listener, run
+//! against both apps of the contract — `http::axum::*` (`messages-example`) and
+//! `http::actix::*` (`messages-example-actix`) — each case written once: every
+//! per-store case on the memory, cookie, fallback, Redis and fallback-on-Redis stores
+//! (`http::{axum,actix}::<store>::<case>`), the others once per framework. Then a
+//! reusable component called from both frameworks (`http::reusable::*`, see
+//! `support/reusable_apps.rs`), and the axum layer's own behaviour (the tests at the root).
+//!
+//! This binary links both apps, so the registry holds each of the contract's view ids
+//! twice, once per app: `views_lists_settings_and_dashboard` checks exactly that.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, VARY};
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use ::axum::Router;
+use ::axum::body::Body;
+use ::axum::extract::State;
+use ::axum::http::header::{CACHE_CONTROL, VARY};
+use ::axum::http::{Method, Request, StatusCode};
+use ::axum::response::IntoResponse;
+use ::axum::routing::{get, post};
 use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
 use messages_core::{Messages, axum::MessagesLayer};
 use messages_tests::CountingStore;
-use messages_tests::http::{Reply, TestServer};
+use messages_tests::http::{HttpClient, Reply, TestServer};
 use messages_tests::redis_server::RedisServer;
 use tower::ServiceExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[path = "support/example.rs"]
 mod example_app;
+#[path = "support/reusable_apps.rs"]
+mod reusable;
+
+use example_app::Framework;
 
 const SESSION: &str = "messages_session";
 const COOKIE: &str = "messages";
 
-/// Whether Redis rows can run: locally without `redis-server` the harness says SKIPPED
-/// (in CI it fails instead).
-fn redis_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| RedisServer::start().is_some())
+/// Whether a row's store can run: the Redis rows only with `redis-server` (locally
+/// without it the harness says SKIPPED; in CI it fails instead).
+fn store_available(store: &str) -> bool {
+    static REDIS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    !store.contains("redis") || *REDIS.get_or_init(|| RedisServer::start().is_some())
 }
 
-/// The example on a row's store: `memory`, `cookie`, `fallback`, `redis`, or
-/// `fallback-redis` (cookie first, spilling to Redis).
-async fn example(store: &str) -> TestServer {
-    example_app::serve(store)
+/// The example of `framework` on a row's store: `memory`, `cookie`, `fallback`, `redis`,
+/// or `fallback-redis` (cookie first, spilling to Redis).
+async fn example(framework: Framework, store: &str) -> TestServer {
+    example_app::serve(framework, store)
         .await
-        .expect("Redis rows run only when redis_available()")
+        .expect("Redis rows run only when store_available()")
 }
 
 /// `Vary: Cookie` and `Cache-Control: private`, as a touched response must carry.
@@ -70,7 +82,7 @@ fn assert_untouched(r: &Reply) {
     );
 }
 
-/// The value of the cookie `name` set by a response, if any.
+/// The value of the cookie `name` set by a response, if any (empty for a removal).
 fn set_cookie_value(r: &Reply, name: &str) -> Option<String> {
     r.set_cookies().iter().find_map(|c| {
         let (n, v) = c.split(';').next()?.split_once('=')?;
@@ -78,12 +90,29 @@ fn set_cookie_value(r: &Reply, name: &str) -> Option<String> {
     })
 }
 
-async fn post_redirect_get_shows_it_once(store: &str) {
-    let server = example(store).await;
+/// The whole `Set-Cookie` line for the cookie `name`, if any.
+fn set_cookie_line(r: &Reply, name: &str) -> Option<String> {
+    r.set_cookies()
+        .into_iter()
+        .find(|c| c.split_once('=').is_some_and(|(n, _)| n == name))
+}
+
+/// A `HEAD` (or any body-less request) with `method`.
+async fn send(b: &mut HttpClient, method: Method, path: &str) -> Reply {
+    b.send(Request::builder().method(method).uri(path), String::new())
+        .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases run on every store, against both frameworks.
+
+async fn post_redirect_get_shows_it_once(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     let posted = b.post_form("/settings", &[("name", "Ada")]).await;
     assert_eq!(posted.status, StatusCode::SEE_OTHER);
     assert_eq!(posted.location(), Some("/settings"));
+    assert!(posted.body.is_empty(), "a redirect has an empty body");
     assert!(
         b.cookie(SESSION).is_some(),
         "the first message starts a session"
@@ -91,6 +120,10 @@ async fn post_redirect_get_shows_it_once(store: &str) {
 
     let page = b.get("/settings").await;
     assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let shown = page.messages();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0].level, "success");
@@ -108,8 +141,8 @@ async fn post_redirect_get_shows_it_once(store: &str) {
     );
 }
 
-async fn several_posts_keep_their_order(store: &str) {
-    let server = example(store).await;
+async fn several_posts_keep_their_order(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     for name in ["one", "two", "three"] {
         b.post_form("/settings", &[("name", name)]).await;
@@ -130,8 +163,8 @@ async fn several_posts_keep_their_order(store: &str) {
     assert_eq!(shown[3].level, "error");
 }
 
-async fn the_dashboard_never_shows_a_settings_message(store: &str) {
-    let server = example(store).await;
+async fn the_dashboard_never_shows_a_settings_message(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     b.post_form("/settings", &[("name", "Ada")]).await;
     assert!(b.get("/dashboard").await.messages().is_empty());
@@ -143,8 +176,8 @@ async fn the_dashboard_never_shows_a_settings_message(store: &str) {
     );
 }
 
-async fn two_browsers_never_see_each_others(store: &str) {
-    let server = example(store).await;
+async fn two_browsers_never_see_each_others(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let (mut ada, mut bob, mut eve) = (server.client(), server.client(), server.client());
     ada.post_form("/settings", &[("name", "Ada")]).await;
     bob.post_form("/settings", &[("name", "Bob")]).await;
@@ -160,8 +193,8 @@ async fn two_browsers_never_see_each_others(store: &str) {
     );
 }
 
-async fn notes_come_back_in_order(store: &str) {
-    let server = example(store).await;
+async fn notes_come_back_in_order(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     let posted = b
         .post_form("/notes", &[("text", "note"), ("count", "150")])
@@ -188,8 +221,8 @@ async fn notes_come_back_in_order(store: &str) {
     assert!(b.get("/dashboard").await.messages().is_empty());
 }
 
-async fn background_job_reports_on_the_dashboard_only(store: &str) {
-    let server = example(store).await;
+async fn background_job_reports_on_the_dashboard_only(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     let posted = b.post_form("/jobs/import", &[]).await;
     assert_eq!(posted.status, StatusCode::SEE_OTHER);
@@ -220,8 +253,8 @@ async fn background_job_reports_on_the_dashboard_only(store: &str) {
     assert!(b.get("/dashboard").await.messages().is_empty());
 }
 
-async fn the_json_endpoint_consumes(store: &str) {
-    let server = example(store).await;
+async fn the_json_endpoint_consumes(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     b.post_form("/notes", &[("text", "j"), ("count", "2")])
         .await;
@@ -242,8 +275,8 @@ async fn the_json_endpoint_consumes(store: &str) {
     assert!(b.get("/dashboard").await.messages().is_empty());
 }
 
-async fn message_text_is_escaped(store: &str) {
-    let server = example(store).await;
+async fn message_text_is_escaped(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     let attack = "<script>alert(\"x\")</script>";
     b.post_form("/settings", &[("name", attack)]).await;
@@ -264,8 +297,8 @@ async fn message_text_is_escaped(store: &str) {
     assert_eq!(dashboard.texts(), ["<img src=x onerror=alert(1)> #1"]);
 }
 
-async fn only_touched_responses_are_private(store: &str) {
-    let server = example(store).await;
+async fn only_touched_responses_are_private(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     assert_untouched(&b.get("/").await);
     let css = b.get("/static/app.css").await;
@@ -288,8 +321,8 @@ async fn only_touched_responses_are_private(store: &str) {
     );
 }
 
-async fn a_garbage_session_cookie_is_replaced(store: &str) {
-    let server = example(store).await;
+async fn a_garbage_session_cookie_is_replaced(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     b.cookies
         .jar
@@ -321,8 +354,8 @@ async fn a_garbage_session_cookie_is_replaced(store: &str) {
     );
 }
 
-async fn a_forged_messages_cookie_shows_nothing(store: &str) {
-    let server = example(store).await;
+async fn a_forged_messages_cookie_shows_nothing(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
     let mut b = server.client();
     b.post_form("/settings", &[("name", "Ada")]).await;
     let forged = "v1.eyJ2Ijp7fX0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned();
@@ -338,43 +371,186 @@ async fn a_forged_messages_cookie_shows_nothing(store: &str) {
     }
 }
 
-macro_rules! per_store {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test] async fn $test() { super::$test("memory").await })*
-        }
-        mod cookie {
-            $(#[tokio::test] async fn $test() { super::$test("cookie").await })*
-        }
-        mod fallback {
-            $(#[tokio::test] async fn $test() { super::$test("fallback").await })*
-        }
-        mod redis {
-            $(#[tokio::test] async fn $test() {
-                if super::redis_available() { super::$test("redis").await }
-            })*
-        }
-        mod fallback_redis {
-            $(#[tokio::test] async fn $test() {
-                if super::redis_available() { super::$test("fallback-redis").await }
-            })*
-        }
-    };
+/// A browser with messages pending on both views: a settings message, then two notes.
+async fn with_pending_messages(b: &mut HttpClient) {
+    b.post_form("/settings", &[("name", "Ada")]).await;
+    b.post_form("/notes", &[("text", "before login"), ("count", "2")])
+        .await;
 }
 
-per_store!(
-    post_redirect_get_shows_it_once,
-    several_posts_keep_their_order,
-    the_dashboard_never_shows_a_settings_message,
-    two_browsers_never_see_each_others,
-    notes_come_back_in_order,
-    background_job_reports_on_the_dashboard_only,
-    the_json_endpoint_consumes,
-    message_text_is_escaped,
-    only_touched_responses_are_private,
-    a_garbage_session_cookie_is_replaced,
-    a_forged_messages_cookie_shows_nothing,
-);
+/// `POST /login` gives the browser a new session cookie value and carries every pending
+/// message over, each on its own view, in order, the welcome after them.
+async fn login_rotates_the_session_and_carries_pending_messages(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
+    let mut b = server.client();
+    with_pending_messages(&mut b).await;
+    let old = b.cookie(SESSION).expect("a session").to_owned();
+
+    let login = b.post_form("/login", &[("name", "Ada")]).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.location(), Some("/dashboard"));
+    assert!(login.body.is_empty());
+    assert!(is_private(&login), "{:?}", login.headers);
+    let line = set_cookie_line(&login, SESSION).expect("login sets the session cookie");
+    let fresh = set_cookie_value(&login, SESSION).unwrap();
+    assert!(
+        !fresh.is_empty() && fresh != old,
+        "a new session value: {line}"
+    );
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Lax"),
+        "{line}"
+    );
+    assert_eq!(b.cookie(SESSION), Some(fresh.as_str()));
+
+    assert_eq!(
+        b.get("/dashboard").await.texts(),
+        ["before login #1", "before login #2", "Welcome, Ada."]
+    );
+    let settings = b.get("/settings").await.messages();
+    assert_eq!(settings.len(), 1, "{settings:?}");
+    assert_eq!(
+        (settings[0].text.as_str(), settings[0].level.as_str()),
+        ("Settings saved for Ada.", "success")
+    );
+    assert!(b.get("/dashboard").await.messages().is_empty());
+    assert!(b.get("/settings").await.messages().is_empty());
+    assert_eq!(b.cookie(SESSION), Some(fresh.as_str()), "rotated once");
+}
+
+/// A copy of the session cookie taken before login (planted by an attacker, say) sees
+/// nothing of the logged-in browser's afterwards, and what is added under it never shows
+/// up for that browser.
+async fn the_old_session_cookie_sees_and_reaches_nothing_after_login(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
+    let mut b = server.client();
+    with_pending_messages(&mut b).await;
+    let old = b.cookie(SESSION).expect("a session").to_owned();
+    let mut attacker = server.client();
+    attacker.cookies.jar.insert(SESSION.into(), old.clone());
+
+    b.post_form("/login", &[("name", "Ada")]).await;
+    assert_ne!(b.cookie(SESSION), Some(old.as_str()));
+
+    // Before the browser has read anything: the old key shows none of it.
+    assert!(attacker.get("/dashboard").await.messages().is_empty());
+    assert_eq!(attacker.get("/api/dashboard/messages").await.body, "[]");
+    assert!(attacker.get("/settings").await.messages().is_empty());
+    // What the old key adds stays away from the logged-in browser.
+    for posted in [
+        attacker
+            .post_form(
+                "/notes",
+                &[("text", "Click evil.example to confirm"), ("count", "1")],
+            )
+            .await,
+        attacker
+            .post_form("/settings", &[("name", "Mallory")])
+            .await,
+    ] {
+        assert_eq!(posted.status, StatusCode::SEE_OTHER);
+    }
+    if store == "memory" {
+        // The memory store retires the old key: it accepts nothing either.
+        assert_eq!(attacker.cookie(SESSION), Some(old.as_str()));
+        assert!(attacker.get("/dashboard").await.messages().is_empty());
+        assert!(attacker.get("/settings").await.messages().is_empty());
+    }
+
+    assert_eq!(
+        b.get("/dashboard").await.texts(),
+        ["before login #1", "before login #2", "Welcome, Ada."]
+    );
+    assert_eq!(
+        b.get("/settings").await.texts(),
+        ["Settings saved for Ada."]
+    );
+    // Nothing of the attacker's arrives later either.
+    assert!(b.get("/dashboard").await.messages().is_empty());
+    assert!(b.get("/settings").await.messages().is_empty());
+}
+
+/// A blank name is an error on the dashboard and rotates nothing.
+async fn a_blank_login_name_is_an_error_and_rotates_nothing(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
+    let mut b = server.client();
+    with_pending_messages(&mut b).await;
+    let old = b.cookie(SESSION).expect("a session").to_owned();
+    let login = b.post_form("/login", &[("name", "  ")]).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.location(), Some("/dashboard"));
+    assert!(
+        set_cookie_value(&login, SESSION).is_none_or(|v| v == old),
+        "{:?}",
+        login.set_cookies()
+    );
+    assert_eq!(b.cookie(SESSION), Some(old.as_str()), "not rotated");
+    let shown = b.get("/dashboard").await.messages();
+    let seen: Vec<(&str, &str)> = shown
+        .iter()
+        .map(|m| (m.text.as_str(), m.level.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("before login #1", "info"),
+            ("before login #2", "info"),
+            ("Please enter a name.", "error")
+        ]
+    );
+    // A missing field is the same mistake; the settings message waits where it was.
+    b.post_form("/login", &[]).await;
+    assert_eq!(b.get("/dashboard").await.texts(), ["Please enter a name."]);
+    assert_eq!(
+        b.get("/settings").await.texts(),
+        ["Settings saved for Ada."]
+    );
+    assert_eq!(b.cookie(SESSION), Some(old.as_str()), "not rotated");
+}
+
+/// `POST /logout` removes the session cookie and drops the session's messages: neither
+/// the browser nor a copy of its old session cookie sees them again.
+async fn logout_removes_the_cookie_and_drops_the_messages(fw: Framework, store: &str) {
+    let server = example(fw, store).await;
+    let mut b = server.client();
+    with_pending_messages(&mut b).await;
+    let old = b.cookie(SESSION).expect("a session").to_owned();
+
+    let out = b.post_form("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), Some("/settings"));
+    assert!(out.body.is_empty());
+    assert!(is_private(&out), "{:?}", out.headers);
+    let removal = set_cookie_line(&out, SESSION).expect("a removal of the session cookie");
+    assert_eq!(
+        set_cookie_value(&out, SESSION).as_deref(),
+        Some(""),
+        "{removal}"
+    );
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+    assert!(b.cookie(SESSION).is_none());
+    assert!(b.cookie(COOKIE).is_none(), "{:?}", b.cookies.jar);
+
+    assert!(b.get("/settings").await.messages().is_empty());
+    assert!(b.get("/dashboard").await.messages().is_empty());
+    assert_eq!(b.get("/api/dashboard/messages").await.body, "[]");
+    // The old key's messages are gone from the store too (with cookie storage they were in
+    // the cookie the logout removed).
+    let mut copy = server.client();
+    copy.cookies.jar.insert(SESSION.into(), old);
+    assert!(copy.get("/settings").await.messages().is_empty());
+    assert!(copy.get("/dashboard").await.messages().is_empty());
+
+    // The next message starts a new session.
+    b.post_form("/settings", &[("name", "Bea")]).await;
+    assert_eq!(
+        b.get("/settings").await.texts(),
+        ["Settings saved for Bea."]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases run once per framework.
 
 /// Text that does not compress: 200 letters from a xorshift generator.
 fn incompressible(seed: u64) -> String {
@@ -389,9 +565,8 @@ fn incompressible(seed: u64) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn the_cookie_keeps_the_newest_that_fit() {
-    let server = example("cookie").await;
+async fn the_cookie_keeps_the_newest_that_fit(fw: Framework) {
+    let server = example(fw, "cookie").await;
     let mut b = server.client();
     let texts: Vec<String> = (1..=30).map(incompressible).collect();
     for text in &texts {
@@ -415,9 +590,8 @@ async fn the_cookie_keeps_the_newest_that_fit() {
     assert_eq!(shown, all[30 - shown.len()..], "the newest, in order");
 }
 
-#[tokio::test]
-async fn a_bad_count_is_a_message_not_an_error() {
-    let server = example("memory").await;
+async fn a_bad_count_is_a_message_not_an_error(fw: Framework) {
+    let server = example(fw, "memory").await;
     let mut b = server.client();
     for (text, count) in [
         ("x", "0"),
@@ -440,32 +614,75 @@ async fn a_bad_count_is_a_message_not_an_error() {
     assert_eq!(b.get("/dashboard").await.messages()[0].level, "error");
 }
 
-#[tokio::test]
-async fn views_lists_settings_and_dashboard() {
-    let server = example("memory").await;
+/// `GET /views` lists every message-bearing view of the program, sorted by id. An app
+/// alone lists `settings` and `dashboard` once each; this test binary links both apps,
+/// so each id is declared twice — once in each app's source, at its own handler — and
+/// the list holds exactly those four declarations, whichever app serves it. That the two
+/// declarations of an id are the only duplicates is what `check_views()` reports.
+async fn views_lists_settings_and_dashboard(fw: Framework) {
+    let server = example(fw, "memory").await;
     let reply = server.client().get("/views").await;
     assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_untouched(&reply);
     let views: Vec<serde_json::Value> = serde_json::from_str(&reply.body).unwrap();
-    for name in ["settings", "dashboard"] {
-        let v = views
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing from {views:?}"));
-        assert_eq!(v["id"], format!("messages_example::{name}"));
-        assert!(v["file"].as_str().unwrap().ends_with("lib.rs"), "{v}");
-        assert!(v["line"].as_u64().unwrap() > 0);
+    let listed: Vec<(String, String, &'static str)> = views
+        .iter()
+        .map(|v| {
+            let file = v["file"].as_str().unwrap();
+            let app = Framework::ALL
+                .into_iter()
+                .find(|f| file.ends_with(f.source()))
+                .unwrap_or_else(|| panic!("a view declared outside the apps: {v}"));
+            assert!(v["line"].as_u64().unwrap() > 0, "{v}");
+            let id = v["id"].as_str().unwrap().to_owned();
+            (id, v["name"].as_str().unwrap().to_owned(), app.source())
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for name in ["dashboard", "settings"] {
+        for app in Framework::ALL {
+            expected.push((
+                format!("messages_example::{name}"),
+                name.to_owned(),
+                app.source(),
+            ));
+        }
     }
-    let ids: Vec<&str> = views.iter().map(|v| v["id"].as_str().unwrap()).collect();
-    let mut sorted = ids.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    assert_eq!(ids, sorted, "listed once each, sorted");
+    expected.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "each id once per app");
+    let ids: Vec<&str> = listed.iter().map(|(id, ..)| id.as_str()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] <= w[1]),
+        "sorted by id: {ids:?}"
+    );
+    assert!(
+        listed.iter().any(|(_, _, source)| *source == fw.source()),
+        "{fw}'s own views"
+    );
+
+    let duplicates = messages_core::check_views().unwrap_err();
+    let reported: BTreeSet<(String, usize)> = duplicates
+        .iter()
+        .map(|d| (d.id.to_string(), d.places.len()))
+        .collect();
+    let both_apps: BTreeSet<(String, usize)> = ["dashboard", "settings"]
+        .iter()
+        .map(|name| (format!("messages_example::{name}"), 2))
+        .collect();
+    assert_eq!(reported, both_apps, "{duplicates:?}");
+    for d in &duplicates {
+        for app in Framework::ALL {
+            assert!(d.places.iter().any(|p| p.contains(app.source())), "{d:?}");
+        }
+    }
 }
 
-#[tokio::test]
-async fn a_request_that_never_reads_does_no_store_call() {
+async fn a_request_that_never_reads_does_no_store_call(fw: Framework) {
     let store = CountingStore::new(MemoryStore::new());
-    let server = TestServer::axum(messages_example::app(MessagesConfig::new(store.clone()))).await;
+    let server = fw.serve(MessagesConfig::new(store.clone())).await;
     let mut b = server.client();
     for path in ["/", "/static/app.css", "/views", "/settings"] {
         let reply = b.get(path).await;
@@ -494,6 +711,168 @@ async fn a_request_that_never_reads_does_no_store_call() {
     );
     assert_eq!(store.calls(), 2, "one take");
 }
+
+/// Other methods on the contract's routes are a `405` with an empty body and `allow`;
+/// other paths a `404` with an empty body; `HEAD` answers like `GET` without the body
+/// (and a `HEAD` of a page consumes its messages like a `GET`).
+async fn methods_heads_and_unknown_paths(fw: Framework) {
+    let server = example(fw, "memory").await;
+    let mut b = server.client();
+    for (method, path, allow) in [
+        (Method::POST, "/", "GET,HEAD"),
+        (Method::PUT, "/settings", "GET,HEAD,POST"),
+        (Method::DELETE, "/dashboard", "GET,HEAD"),
+        (Method::POST, "/dashboard/messages", "GET,HEAD"),
+        (Method::GET, "/notes", "POST"),
+        (Method::GET, "/jobs/import", "POST"),
+        (Method::GET, "/login", "POST"),
+        (Method::PUT, "/login", "POST"),
+        (Method::GET, "/logout", "POST"),
+        (Method::HEAD, "/logout", "POST"),
+        (Method::POST, "/api/dashboard/messages", "GET,HEAD"),
+        (Method::POST, "/views", "GET,HEAD"),
+        (Method::OPTIONS, "/static/app.css", "GET,HEAD"),
+    ] {
+        let r = send(&mut b, method.clone(), path).await;
+        let what = format!("[{fw}] {method} {path}");
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{what}");
+        assert_eq!(r.header("allow"), Some(allow), "{what}");
+        assert_eq!(r.body, "", "{what}");
+        assert_untouched(&r);
+    }
+    for (method, path) in [
+        (Method::GET, "/nope"),
+        (Method::POST, "/nope"),
+        (Method::HEAD, "/nope"),
+        (Method::GET, "/settings/extra"),
+        (Method::GET, "/static/other.css"),
+    ] {
+        let r = send(&mut b, method.clone(), path).await;
+        let what = format!("[{fw}] {method} {path}");
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{what}");
+        assert_eq!(r.body, "", "{what}");
+        assert_untouched(&r);
+    }
+
+    let root = send(&mut b, Method::HEAD, "/").await;
+    assert_eq!(
+        (root.status, root.location()),
+        (StatusCode::SEE_OTHER, Some("/dashboard"))
+    );
+    let css = send(&mut b, Method::HEAD, "/static/app.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.header("cache-control"), Some("public, max-age=3600"));
+    assert_eq!(css.body, "");
+    assert_untouched(&css);
+
+    b.post_form("/settings", &[("name", "Ada")]).await;
+    let head = send(&mut b, Method::HEAD, "/settings").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(head.body, "");
+    assert!(is_private(&head), "{:?}", head.headers);
+    assert!(
+        b.get("/settings").await.messages().is_empty(),
+        "HEAD consumed the message"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The suites, per framework and store.
+
+/// One test per case of `$cases` on one store, for the framework `$fw`.
+macro_rules! store_row {
+    ($fw:ident, $store:literal; $($case:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            if crate::store_available($store) {
+                crate::$case(crate::Framework::$fw, $store).await;
+            }
+        }
+    )*};
+}
+
+/// The cases run on every store, passed to `$row!($($args)*; cases...)`.
+macro_rules! per_store_cases {
+    ($row:ident!($($args:tt)*)) => {
+        $row!($($args)*;
+            post_redirect_get_shows_it_once,
+            several_posts_keep_their_order,
+            the_dashboard_never_shows_a_settings_message,
+            two_browsers_never_see_each_others,
+            notes_come_back_in_order,
+            background_job_reports_on_the_dashboard_only,
+            the_json_endpoint_consumes,
+            message_text_is_escaped,
+            only_touched_responses_are_private,
+            a_garbage_session_cookie_is_replaced,
+            a_forged_messages_cookie_shows_nothing,
+            login_rotates_the_session_and_carries_pending_messages,
+            the_old_session_cookie_sees_and_reaches_nothing_after_login,
+            a_blank_login_name_is_an_error_and_rotates_nothing,
+            logout_removes_the_cookie_and_drops_the_messages,
+        );
+    };
+}
+
+/// The whole contract suite against one framework's app: `mod $module { <store>::<case>,
+/// <case> }`.
+macro_rules! contract_suite {
+    ($module:ident, $fw:ident) => {
+        mod $module {
+            mod memory {
+                per_store_cases!(store_row!($fw, "memory"));
+            }
+            mod cookie {
+                per_store_cases!(store_row!($fw, "cookie"));
+            }
+            mod fallback {
+                per_store_cases!(store_row!($fw, "fallback"));
+            }
+            mod redis {
+                per_store_cases!(store_row!($fw, "redis"));
+            }
+            mod fallback_redis {
+                per_store_cases!(store_row!($fw, "fallback-redis"));
+            }
+
+            #[tokio::test]
+            async fn the_cookie_keeps_the_newest_that_fit() {
+                crate::the_cookie_keeps_the_newest_that_fit(crate::Framework::$fw).await;
+            }
+
+            #[tokio::test]
+            async fn a_bad_count_is_a_message_not_an_error() {
+                crate::a_bad_count_is_a_message_not_an_error(crate::Framework::$fw).await;
+            }
+
+            #[tokio::test]
+            async fn views_lists_settings_and_dashboard() {
+                crate::views_lists_settings_and_dashboard(crate::Framework::$fw).await;
+            }
+
+            #[tokio::test]
+            async fn a_request_that_never_reads_does_no_store_call() {
+                crate::a_request_that_never_reads_does_no_store_call(crate::Framework::$fw).await;
+            }
+
+            #[tokio::test]
+            async fn methods_heads_and_unknown_paths() {
+                crate::methods_heads_and_unknown_paths(crate::Framework::$fw).await;
+            }
+        }
+    };
+}
+
+contract_suite!(axum, Axum);
+contract_suite!(actix, Actix);
+
+// ---------------------------------------------------------------------------------------
+// The axum layer's own behaviour (framework-specific: not part of the contract).
 
 /// A `MakeWriter` that keeps what is logged.
 #[derive(Clone, Default)]

@@ -1,7 +1,19 @@
-//! The example application (`messages-example`) on one of its stores, served on a
-//! loopback port for HTTP tests. A test binary includes it with
+//! The example application on one of its stores and one of its two frameworks, served on
+//! a loopback port for HTTP tests: `messages-example` (axum) and `messages-example-actix`
+//! (actix-web) serve one HTTP contract, so every suite that includes this module runs its
+//! cases against both ([`Framework`]). A test binary includes it with
 //! `#[path = "support/example.rs"] mod example_app;`: only the binaries that serve the
-//! example link it (and its views, which the registry tests must not see).
+//! example link the apps (and their views, which the registry tests must not see).
+//!
+//! A binary that includes it links **both** apps, so the registry of views holds each of
+//! the contract's ids twice (once per app): `GET /views` of either app lists both
+//! declarations, and `messages_core::check_views()` reports them. See
+//! [`Framework::source`].
+
+// Each binary uses a part of it.
+#![allow(dead_code)]
+
+use std::fmt;
 
 use messages_core::{MessagesConfig, RedisOptions, RedisStore};
 
@@ -9,9 +21,71 @@ use messages_tests::http::TestServer;
 use messages_tests::redis_server::{RedisCluster, RedisServer};
 
 /// The cookie signing key the served example uses.
-const KEY: &str = "the signing key of the example in tests: 32+ bytes";
+pub(crate) const KEY: &str = "the signing key of the example in tests: 32+ bytes";
 
-/// The example on `store`, served until dropped with the Redis it uses:
+/// One of the two example applications of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framework {
+    /// `messages-example`: `messages_example::app(config)`, served with `axum::serve`.
+    Axum,
+    /// `messages-example-actix`: `messages_example_actix::serve(listener, config)`
+    /// (actix-web's `HttpServer`, its own worker threads).
+    Actix,
+}
+
+impl Framework {
+    /// Both, axum first.
+    pub(crate) const ALL: [Framework; 2] = [Framework::Axum, Framework::Actix];
+
+    /// `axum` or `actix`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Framework::Axum => "axum",
+            Framework::Actix => "actix",
+        }
+    }
+
+    /// The app's source file, the `file` that `GET /views` gives for its handlers.
+    pub(crate) fn source(self) -> &'static str {
+        match self {
+            Framework::Axum => "examples/axum-app/src/lib.rs",
+            Framework::Actix => "examples/actix-app/src/lib.rs",
+        }
+    }
+
+    /// This framework's app on `config`, served until dropped.
+    pub(crate) async fn serve(self, config: MessagesConfig) -> TestServer {
+        match self {
+            Framework::Axum => TestServer::axum(messages_example::app(config)).await,
+            Framework::Actix => {
+                TestServer::serve(|listener| messages_example_actix::serve(listener, config)).await
+            }
+        }
+    }
+}
+
+impl fmt::Display for Framework {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The example's configuration for `store` (`memory`, `cookie` or `fallback`, as
+/// `MESSAGES_STORE` names them; `fallback` on memory), signed with [`KEY`].
+///
+/// # Panics
+/// On a store that needs Redis or an unknown name (test failures).
+pub(crate) async fn config(store: &str) -> MessagesConfig {
+    messages_example::config_from(|var| match var {
+        "MESSAGES_STORE" => Some(store.to_owned()),
+        "MESSAGES_KEY" => Some(KEY.to_owned()),
+        _ => None,
+    })
+    .await
+    .unwrap()
+}
+
+/// The example on `framework` and `store`, served until dropped with the Redis it uses:
 ///
 /// - `memory`, `cookie`, `fallback`: `MESSAGES_STORE` as named.
 /// - `redis`: a fresh `redis-server`; `fallback-redis`: cookie first, spilling to one.
@@ -23,7 +97,7 @@ const KEY: &str = "the signing key of the example in tests: 32+ bytes";
 ///
 /// # Panics
 /// On an unknown store name or an unreachable fresh Redis (test failures).
-pub(crate) async fn serve(store: &str) -> Option<TestServer> {
+pub(crate) async fn serve(framework: Framework, store: &str) -> Option<TestServer> {
     if store == "redis-cluster" {
         let cluster = RedisCluster::start()?;
         let urls = cluster.urls();
@@ -34,8 +108,8 @@ pub(crate) async fn serve(store: &str) -> Option<TestServer> {
         let redis = RedisStore::connect_cluster(urls.iter().map(String::as_str), options)
             .await
             .unwrap();
-        let app = messages_example::app(MessagesConfig::new(redis));
-        return Some(TestServer::start(app).await.keep(cluster));
+        let server = framework.serve(MessagesConfig::new(redis)).await;
+        return Some(server.keep(cluster));
     }
     let redis = match store {
         "redis" | "fallback-redis" => Some(RedisServer::start()?),
@@ -51,6 +125,5 @@ pub(crate) async fn serve(store: &str) -> Option<TestServer> {
     })
     .await
     .unwrap();
-    let app = messages_example::app(config);
-    Some(TestServer::start(app).await.keep(redis))
+    Some(framework.serve(config).await.keep(redis))
 }
