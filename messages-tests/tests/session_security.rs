@@ -375,3 +375,63 @@ async fn a_flood_from_one_session_leaves_other_sessions_messages_in_place() {
         );
     }
 }
+
+/// After a rotation the server stores refuse adds to the old key (a job started before
+/// login still holding it, or an attacker who planted it): nothing lands where the old
+/// key's holder could read it.
+mod old_key_accepts_nothing {
+    use messages_core::{MessageStore, SessionKey};
+
+    use super::*;
+
+    async fn case(store: &dyn MessageStore) {
+        let (old, new) = (
+            SessionKey::generate().unwrap(),
+            SessionKey::generate().unwrap(),
+        );
+        store
+            .add(&old, &DASHBOARD, Message::info("before login"))
+            .await
+            .unwrap();
+        store.rotate(&old, &new).await.unwrap();
+        store
+            .add(
+                &old,
+                &DASHBOARD,
+                Message::info("from a job holding the old key"),
+            )
+            .await
+            .unwrap();
+        store
+            .add(&old, &SETTINGS, Message::info("planted"))
+            .await
+            .unwrap();
+        assert!(store.pending_views(&old).await.unwrap().is_empty());
+        assert_eq!(store.count(&old, &DASHBOARD).await.unwrap(), 0);
+        assert_eq!(
+            texts(store.take(&new, &DASHBOARD).await.unwrap()),
+            ["before login"]
+        );
+    }
+
+    #[tokio::test]
+    async fn memory() {
+        case(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn redis() {
+        let Some(store) = redis_store().await else {
+            return;
+        };
+        case(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_cluster() {
+        let Some(store) = cluster_store().await else {
+            return;
+        };
+        case(&store).await;
+    }
+}

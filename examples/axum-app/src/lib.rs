@@ -26,6 +26,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use messages_core::axum::MessagesLayer;
 use messages_core::prelude::*;
+use messages_core::tower_sessions::{SessionMessagesLayer, TowerSessionsIdentity};
 use messages_example_shared::{
     self as shared, FragmentQuery, LoginForm, NotesForm, RenderError, SettingsForm, Templates,
     shown,
@@ -44,9 +45,32 @@ struct AppState {
 
 /// The application: every route of the contract, behind [`MessagesLayer`].
 pub fn app(config: MessagesConfig) -> Router {
+    let jobs = config.server_store();
+    routes(jobs).layer(MessagesLayer::new(config))
+}
+
+/// The application with the app's own tower-sessions session as the messages identity
+/// (`MESSAGES_SESSION=tower-sessions`; axum only): one cookie, tower-sessions' `id`, and
+/// messages follow that session through login (`cycle_id`, done by
+/// `Messages::rotate_session`) and logout. Sessions live in tower-sessions' in-process
+/// `MemoryStore`; `config` must be a server store.
+///
+/// # Errors
+/// [`messages_core::Error::Config`] for cookie storage.
+pub fn app_with_tower_sessions(
+    config: MessagesConfig,
+    identity: TowerSessionsIdentity,
+) -> Result<Router, messages_core::Error> {
+    let jobs = config.server_store();
+    let sessions = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+        .with_secure(false);
+    Ok(routes(jobs).layer(SessionMessagesLayer::new(config, identity, sessions)?))
+}
+
+fn routes(jobs: Option<Arc<dyn MessageStore>>) -> Router {
     let state = AppState {
         templates: Arc::new(Templates::new()),
-        jobs: config.server_store(),
+        jobs,
     };
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
@@ -60,7 +84,6 @@ pub fn app(config: MessagesConfig) -> Router {
         .route("/api/dashboard/messages", get(dashboard_json))
         .route("/views", get(|| async { Json(messages_core::views()) }))
         .route("/static/app.css", get(stylesheet))
-        .layer(MessagesLayer::new(config))
         .with_state(state)
 }
 

@@ -21,7 +21,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Prints the listening line (with PORT=0, the port picked: tests read it).
     let Startup { listener, config } = startup_from_env().await?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, messages_example::app(config))
+    // MESSAGES_SESSION=tower-sessions: one cookie, the app's tower-sessions session.
+    let app = match std::env::var("MESSAGES_SESSION").as_deref() {
+        Ok("tower-sessions") => messages_example::app_with_tower_sessions(
+            config,
+            messages_core::tower_sessions::TowerSessionsIdentity::random()?,
+        )?,
+        Ok("" | "messages") | Err(_) => messages_example::app(config),
+        Ok(other) => {
+            return Err(
+                format!("unknown MESSAGES_SESSION {other:?}: messages or tower-sessions").into(),
+            );
+        }
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -122,6 +122,11 @@
 //! stderr as `RUST_LOG` says (default `info`, see [`init_tracing`]), and stop gracefully
 //! on Ctrl-C (exit status 0). A refused configuration is one error line and exit
 //! status 1.
+//!
+//! The axum binary also reads `MESSAGES_SESSION`: `tower-sessions` makes the app's own
+//! tower-sessions session the messages identity (one cookie, `id`; sessions in memory;
+//! a server store needed), `messages` or unset keeps the messages session cookie.
+//! tower-sessions is a tower layer, so the actix-web binary has no such variant.
 
 use std::time::Duration;
 

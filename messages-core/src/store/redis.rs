@@ -43,6 +43,7 @@ const MAX_PER_CONTEXT: usize = 1 << 40;
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"local context, index, seq = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local view, cap, ttl, prefix = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local n = (#ARGV - 5) / 2
 local function highest(key)
@@ -531,6 +532,12 @@ impl RedisStore {
         })
     }
 
+    /// The key that marks a session rotated away from: `{namespace}:{<session>};retired`.
+    /// While it lives (`idle_ttl`), the write script refuses adds to the session.
+    fn retired_key(&self, session: &SessionKey) -> String {
+        format!("{}:{{{}}};retired", self.namespace, session.as_str())
+    }
+
     /// The key of a session's arrival sequence: `{namespace}:{<session>};seq`.
     fn seq_key(&self, session: &SessionKey) -> String {
         format!("{}:{{{}}};seq", self.namespace, session.as_str())
@@ -622,6 +629,7 @@ impl RedisStore {
             .key(self.context_key(session, view))
             .key(self.views_key(session))
             .key(self.seq_key(session))
+            .key(self.retired_key(session))
             .arg(mode)
             .arg(view.as_str())
             .arg(self.per_context)
@@ -632,10 +640,15 @@ impl RedisStore {
                 .arg(m.id().to_string())
                 .arg(serde_json::to_string(m)?);
         }
-        let trimmed: usize = self
+        let trimmed: i64 = self
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
-        if trimmed > 0 {
+        if trimmed < 0 {
+            tracing::warn!(
+                dropped = messages.len(),
+                "messages: session rotated away from, its adds are refused"
+            );
+        } else if trimmed > 0 {
             tracing::warn!(view = %view, dropped = trimmed, cap = self.per_context, "messages: context full, oldest messages dropped");
         }
         Ok(())
@@ -813,6 +826,38 @@ impl MessageStore for RedisStore {
         let _cleared: usize = self
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
+        Ok(())
+    }
+
+    /// Retires `from` first (`SET {ns}:{<from>};retired PX idle_ttl`: the write script
+    /// refuses adds to it from then on), then moves view by view like the trait's default
+    /// (`take_leased` on `from`'s slot, `put_back` on `to`'s, `settle`), so a concurrent
+    /// reader of `from` and the move never both get a message. On Redis Cluster the two
+    /// keys live in different slots: a process that dies between a take and its put-back
+    /// leaves that view's messages in `from`'s reserve, which returns to `from` when the
+    /// lease is up (lost to the browser, never shown twice).
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        let retired = self.retired_key(from);
+        let ttl_ms = self.ttl_ms;
+        self.run(|mut c| async move {
+            Cmd::set_options(
+                retired,
+                1,
+                ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl_ms)),
+            )
+            .query_async::<()>(&mut c)
+            .await
+        })
+        .await?;
+        for view in self.pending_views(from).await? {
+            let taken = self.take_leased(from, &view).await?;
+            if !taken.messages.is_empty() {
+                self.put_back(to, &view, taken.messages).await?;
+            }
+            if let Some(lease) = taken.lease {
+                self.settle(from, &view, lease).await?;
+            }
+        }
         Ok(())
     }
 
