@@ -46,6 +46,9 @@ mod message;
 pub mod request;
 mod session;
 pub mod store;
+#[cfg(feature = "tower-sessions")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
+pub mod tower_sessions;
 mod view;
 
 /// The `redis` client crate [`RedisStore`] is built on, re-exported so versions match
@@ -53,6 +56,11 @@ mod view;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ::redis as redis_client;
+/// The `sqlx` crate `PostgresStore` and `SqliteStore` are built on, re-exported so
+/// versions match (to build a pool yourself for `from_pool`, say).
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub use ::sqlx;
 pub use error::{Error, Result};
 pub use level::Level;
 pub use message::{
@@ -64,6 +72,15 @@ pub use request::{
     ViewMessages,
 };
 pub use session::{ParseSessionKeyError, SessionKey};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::PostgresStore;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub use store::SqlOptions;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
 pub use store::{MemoryLimits, MemoryStore, MessageStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

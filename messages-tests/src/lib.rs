@@ -10,7 +10,9 @@ pub mod conformance;
 pub mod counting;
 pub mod http;
 pub mod model;
+pub mod postgres_server;
 pub mod redis_server;
+pub mod reusable;
 pub mod semantics;
 pub mod store_harness;
 

@@ -1,0 +1,800 @@
+//! Messages in PostgreSQL: one row per message, for applications on several machines.
+//!
+//! Locking, so that concurrent statements queue and never deadlock: a statement that
+//! locks a session's row (writes, leased takes, rotations) does so before any message
+//! row; message rows are locked in sequence order (`ORDER BY seq FOR UPDATE`); and what
+//! a write trims or sweeps skips rows locked by others (`SKIP LOCKED`) instead of
+//! waiting for them.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::sql::{self, Settings, SqlOptions, StoredRow};
+use super::{Lease, Taken};
+use crate::{Error, Message, MessageStore, Result, SessionKey, ViewId};
+
+const STORE: &str = "postgres";
+
+/// The database's clock, in ms since the Unix epoch (the transaction's start: one value
+/// for a whole statement).
+const NOW: &str = "(extract(epoch FROM now()) * 1000)::bigint";
+
+/// How many of the schema's relations exist (`$1`: their names), in the current schema.
+/// `migrate` runs [`SCHEMA`] only when one is missing: `CREATE INDEX IF NOT EXISTS`
+/// takes a share lock on its table even when the index exists, which would make the
+/// writes of running processes queue behind a start-up.
+const SCHEMA_PRESENT: &str = r"SELECT count(*) FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relname = ANY($1)";
+
+/// Expired sessions a write removes at most, besides its own work.
+const SWEEP_SESSIONS: i64 = 8;
+
+/// How long `migrate` may take: creating tables may wait for locks.
+const MIGRATE_BOUND: Duration = Duration::from_secs(60);
+
+/// The schema, created by [`PostgresStore::migrate`]: idempotent, and serialized by an
+/// advisory lock so that processes starting together do not race on it. Run as one
+/// simple-protocol query, so in one transaction.
+const SCHEMA: &str = r"
+SET LOCAL statement_timeout = '60s';
+SELECT pg_advisory_xact_lock(hashtext('messages-core schema {m}'));
+CREATE TABLE IF NOT EXISTS {m} (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace   text   NOT NULL,
+    session_key text   NOT NULL,
+    view_id     text   NOT NULL,
+    pos         bigint,
+    message_id  text   NOT NULL,
+    body        text   NOT NULL,
+    lease       text,
+    lease_until bigint
+);
+CREATE INDEX IF NOT EXISTS {m}_context ON {m} (namespace, session_key, view_id);
+CREATE INDEX IF NOT EXISTS {m}_lease ON {m} (lease) WHERE lease IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {s} (
+    namespace     text   NOT NULL,
+    session_key   text   NOT NULL,
+    expires_at    bigint NOT NULL,
+    retired_until bigint,
+    PRIMARY KEY (namespace, session_key)
+);
+CREATE INDEX IF NOT EXISTS {s}_expiry ON {s} (expires_at);
+";
+
+/// Whether the session of `$1`, `$2` is live: written within the idle TTL, not retired.
+macro_rules! live_session {
+    () => {
+        "EXISTS (SELECT 1 FROM {s} s WHERE s.namespace = $1 AND s.session_key = $2 \
+         AND s.expires_at > {now} AND s.retired_until IS NULL)"
+    };
+}
+
+/// Whether a row is in the context rather than in a reserve whose lease runs.
+macro_rules! unleased {
+    () => {
+        "(lease IS NULL OR lease_until <= {now})"
+    };
+}
+
+/// An add (`$8` false) or a put-back (`$8` true) in one statement. `$1` namespace, `$2`
+/// session, `$3` view, `$4` ids, `$5` JSON bodies (ids unique, in order), `$6` idle TTL
+/// ms, `$7` cap, `$9` expired sessions and `$10` their rows to sweep at most.
+///
+/// `upserted` refreshes the session's expiry — and so locks its row: writes of one
+/// session take turns — unless it is retired. A session that had expired loses its old
+/// rows (`purged`). Messages whose id is in the context are left out; an add goes after
+/// everything (the identity column, in the order given), a put-back before everything
+/// (`pos` just below the context's lowest place). Then the newest `$7` of the context are
+/// kept: fresh ones over it are not inserted, present ones are deleted (`trimmed`; rows
+/// a concurrent take holds are skipped, it removes them anyway). Expired sessions of
+/// others are swept a bounded batch at a time: their rows, and their session rows once
+/// no row is left. Trimming and sweeping skip rows locked by others, so a write waits
+/// only for its own session's turn.
+const WRITE: &str = concat!(
+    r"WITH prior AS (
+    SELECT expires_at > {now} AND retired_until IS NULL AS live
+    FROM {s} WHERE namespace = $1 AND session_key = $2
+), upserted AS (
+    INSERT INTO {s} AS s (namespace, session_key, expires_at) VALUES ($1, $2, {now} + $6)
+    ON CONFLICT (namespace, session_key) DO UPDATE
+        SET expires_at = EXCLUDED.expires_at, retired_until = NULL
+        WHERE s.retired_until IS NULL OR s.retired_until <= {now}
+    RETURNING 1
+), was_live AS (
+    SELECT COALESCE((SELECT live FROM prior), false) AS live
+), purged AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT seq FROM {m}
+        WHERE namespace = $1 AND session_key = $2
+          AND NOT (SELECT live FROM was_live) AND EXISTS (SELECT 1 FROM upserted)
+        ORDER BY seq FOR UPDATE
+    )
+    RETURNING 1
+), present AS (
+    SELECT seq, COALESCE(pos, seq) AS ord, message_id FROM {m}
+    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r"
+      AND (SELECT live FROM was_live)
+), batch AS (
+    SELECT b.message_id, b.body, b.i, row_number() OVER (ORDER BY b.i DESC) AS from_end
+    FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS b(message_id, body, i)
+    WHERE NOT EXISTS (SELECT 1 FROM present p WHERE p.message_id = b.message_id)
+), sizes AS (
+    SELECT (SELECT count(*) FROM present) AS present, (SELECT count(*) FROM batch) AS fresh
+), kept AS (
+    SELECT batch.message_id, batch.body, batch.i,
+           row_number() OVER (ORDER BY batch.i) AS r, count(*) OVER () AS n
+    FROM batch, sizes
+    WHERE batch.from_end <= CASE WHEN $8 THEN GREATEST($7 - sizes.present, 0) ELSE $7 END
+), inserted AS (
+    INSERT INTO {m} (namespace, session_key, view_id, pos, message_id, body)
+    SELECT $1, $2, $3,
+           CASE WHEN $8 THEN (SELECT min(ord) FROM present) - kept.n - 1 + kept.r END,
+           kept.message_id, kept.body
+    FROM kept WHERE EXISTS (SELECT 1 FROM upserted)
+    ORDER BY kept.i
+    RETURNING 1
+), trimmed AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT seq FROM {m} WHERE seq IN (
+            SELECT ranked.seq
+            FROM (SELECT seq, row_number() OVER (ORDER BY ord DESC, seq DESC) AS r FROM present) ranked,
+                 sizes
+            WHERE ranked.r > CASE WHEN $8 THEN $7 ELSE GREATEST($7 - sizes.fresh, 0) END
+        ) AND EXISTS (SELECT 1 FROM upserted)
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING 1
+), stale AS (
+    SELECT namespace, session_key FROM {s}
+    WHERE expires_at <= {now} AND NOT (namespace = $1 AND session_key = $2)
+    ORDER BY expires_at LIMIT $9
+    FOR UPDATE SKIP LOCKED
+), swept AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT m.seq FROM {m} m JOIN stale USING (namespace, session_key)
+        LIMIT $10 FOR UPDATE OF m SKIP LOCKED
+    )
+    RETURNING seq
+), reaped AS (
+    DELETE FROM {s} s USING stale
+    WHERE s.namespace = stale.namespace AND s.session_key = stale.session_key
+      AND NOT EXISTS (
+          SELECT 1 FROM {m} m
+          WHERE m.namespace = s.namespace AND m.session_key = s.session_key
+            AND m.seq NOT IN (SELECT seq FROM swept)
+      )
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upserted) AS accepted,
+       (SELECT count(*) FROM purged) AS purged,
+       (SELECT count(*) FROM trimmed) AS trimmed,
+       (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM batch) AS fresh,
+       (SELECT count(*) FROM swept) AS swept,
+       (SELECT count(*) FROM reaped) AS reaped"
+);
+
+/// Takes a context: deletes its rows and returns them, in one statement. The rows are
+/// locked in sequence order, so concurrent takes (and other writers that lock rows in
+/// that order) queue instead of deadlocking; a take that waited finds the rows gone and
+/// returns nothing. Rows of an expired session are not taken. `$1` namespace, `$2`
+/// session, `$3` view.
+const TAKE: &str = concat!(
+    r"DELETE FROM {m} WHERE seq IN (
+    SELECT seq FROM {m}
+    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    " AND ",
+    live_session!(),
+    r"
+    ORDER BY seq FOR UPDATE
+)
+RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
+);
+
+/// Takes a context into a reserve under a lease, in one statement: the rows stay, with
+/// the lease's token (`$4`) and deadline (now + `$6` ms); until then no read sees them,
+/// afterwards every read does again (they are back, before what arrived after them).
+/// When the context holds messages, the session first lives at least `$5` ms (the idle
+/// TTL) more, so a reserve outlives its lease. The session row is locked before the
+/// message rows, as writes do.
+const TAKE_LEASED: &str = concat!(
+    r"WITH kept_alive AS (
+    UPDATE {s} SET expires_at = GREATEST(expires_at, {now} + $5)
+    WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
+      AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r")
+    RETURNING 1
+), picked AS (
+    SELECT seq FROM {m}
+    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r"
+      AND EXISTS (SELECT 1 FROM kept_alive)
+    ORDER BY seq FOR UPDATE
+)
+UPDATE {m} SET lease = $4, lease_until = {now} + $6
+WHERE seq IN (SELECT seq FROM picked)
+RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
+);
+
+/// Drops a lease's reserve: `$1` namespace, `$2` view, `$3` token. Not by session, so a
+/// reserve that moved with a rotation is still found.
+const SETTLE: &str = r"DELETE FROM {m} WHERE seq IN (
+    SELECT seq FROM {m} WHERE namespace = $1 AND view_id = $2 AND lease = $3
+    ORDER BY seq FOR UPDATE
+)";
+
+const PEEK: &str = concat!(
+    r"SELECT seq, COALESCE(pos, seq) AS ord, message_id, body FROM {m}
+WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    " AND ",
+    live_session!()
+);
+
+const COUNT: &str = concat!(
+    r"SELECT count(DISTINCT message_id) FROM {m}
+WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    " AND ",
+    live_session!()
+);
+
+/// Deletes a context's rows; reserves whose lease runs stay (their request settles or
+/// brings them back).
+const DISCARD: &str = concat!(
+    r"DELETE FROM {m} WHERE seq IN (
+    SELECT seq FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r"
+    ORDER BY seq FOR UPDATE
+)"
+);
+
+/// Deletes every row of a session, reserves too. The session's row stays until it
+/// expires (so a rotation's retirement is kept).
+const CLEAR_SESSION: &str = r"DELETE FROM {m} WHERE seq IN (
+    SELECT seq FROM {m} WHERE namespace = $1 AND session_key = $2 ORDER BY seq FOR UPDATE
+)";
+
+const PENDING_VIEWS: &str = concat!(
+    r"SELECT DISTINCT view_id FROM {m}
+WHERE namespace = $1 AND session_key = $2 AND ",
+    unleased!(),
+    " AND ",
+    live_session!()
+);
+
+/// The first statement of a rotation: makes sure both sessions have a row and locks
+/// both, in the order given (the keys sorted, so two rotations cannot deadlock), and
+/// says which is live and which is retired. `$1` namespace, `$2` and `$3` the sessions.
+const ROTATE_LOCK: &str = r"INSERT INTO {s} AS s (namespace, session_key, expires_at)
+VALUES ($1, $2, 0), ($1, $3, 0)
+ON CONFLICT (namespace, session_key) DO UPDATE SET expires_at = s.expires_at
+RETURNING session_key,
+          expires_at > {now} AND retired_until IS NULL AS live,
+          COALESCE(retired_until > {now}, false) AS retired";
+
+/// The second: moves every row of `$2` (reserves too, with their leases) to `$3`, each
+/// view's before what `$3` holds there, in order (`$4`: whether `$2` has live rows to
+/// move; `$5`: whether `$3` is live — otherwise its old rows are dead and go); retires
+/// `$2` for `$6` ms (adds refused, nothing visible); refreshes `$3`.
+const ROTATE_MOVE: &str = concat!(
+    r"WITH dead_to AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT seq FROM {m} WHERE namespace = $1 AND session_key = $3 AND NOT $5
+        ORDER BY seq FOR UPDATE
+    )
+    RETURNING 1
+), dead_from AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT seq FROM {m} WHERE namespace = $1 AND session_key = $2 AND NOT $4
+        ORDER BY seq FOR UPDATE
+    )
+    RETURNING 1
+), firsts AS (
+    SELECT view_id, min(COALESCE(pos, seq)) AS first FROM {m}
+    WHERE namespace = $1 AND session_key = $3 AND $5 AND ",
+    unleased!(),
+    r"
+    GROUP BY view_id
+), locked AS (
+    SELECT seq FROM {m} WHERE namespace = $1 AND session_key = $2 AND $4 ORDER BY seq FOR UPDATE
+), moving AS (
+    SELECT m.seq, m.view_id,
+           row_number() OVER (PARTITION BY m.view_id ORDER BY COALESCE(m.pos, m.seq), m.seq) AS r,
+           count(*) OVER (PARTITION BY m.view_id) AS n
+    FROM {m} m JOIN locked USING (seq)
+), moved AS (
+    UPDATE {m} m
+    SET session_key = $3,
+        pos = CASE WHEN f.first IS NULL THEN m.pos ELSE f.first - mv.n - 1 + mv.r END
+    FROM moving mv LEFT JOIN firsts f USING (view_id)
+    WHERE m.seq = mv.seq
+    RETURNING 1
+), retired AS (
+    UPDATE {s} SET retired_until = {now} + $6, expires_at = {now} + $6
+    WHERE namespace = $1 AND session_key = $2
+    RETURNING 1
+), refreshed AS (
+    UPDATE {s} SET expires_at = {now} + $6, retired_until = NULL
+    WHERE namespace = $1 AND session_key = $3
+      AND (retired_until IS NULL OR retired_until <= {now})
+      AND ($5 OR EXISTS (SELECT 1 FROM moved))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM dead_to) AS dead_to,
+       (SELECT count(*) FROM dead_from) AS dead_from,
+       (SELECT count(*) FROM moved) AS moved,
+       (SELECT count(*) FROM retired) AS retired,
+       (SELECT count(*) FROM refreshed) AS refreshed"
+);
+
+/// Every statement, formatted once for the store's tables.
+#[derive(Debug)]
+struct Statements {
+    schema: sql::Sql,
+    schema_present: sql::Sql,
+    write: sql::Sql,
+    take: sql::Sql,
+    take_leased: sql::Sql,
+    settle: sql::Sql,
+    peek: sql::Sql,
+    count: sql::Sql,
+    discard: sql::Sql,
+    clear_session: sql::Sql,
+    pending_views: sql::Sql,
+    rotate_lock: sql::Sql,
+    rotate_move: sql::Sql,
+}
+
+impl Statements {
+    fn new(settings: &Settings) -> Statements {
+        let f = |template: &str| sql::sql(template, settings, NOW);
+        Statements {
+            schema: f(SCHEMA),
+            schema_present: f(SCHEMA_PRESENT),
+            write: f(WRITE),
+            take: f(TAKE),
+            take_leased: f(TAKE_LEASED),
+            settle: f(SETTLE),
+            peek: f(PEEK),
+            count: f(COUNT),
+            discard: f(DISCARD),
+            clear_session: f(CLEAR_SESSION),
+            pending_views: f(PENDING_VIEWS),
+            rotate_lock: f(ROTATE_LOCK),
+            rotate_move: f(ROTATE_MOVE),
+        }
+    }
+}
+
+/// A statement of the store, for `sqlx::query` (the SQL is ours, made from a checked
+/// table name: no input reaches it but through bind parameters).
+fn q(sql: &sql::Sql) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(AssertSqlSafe(Arc::clone(sql)))
+}
+
+fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
+    Ok(StoredRow {
+        seq: row.try_get(0)?,
+        ord: row.try_get(1)?,
+        id: row.try_get(2)?,
+        body: row.try_get(3)?,
+    })
+}
+
+/// Messages in PostgreSQL, shared by every process of an application.
+///
+/// Two tables, created by [`migrate`](PostgresStore::migrate) (call it once at start-up;
+/// it is idempotent and safe to run from several processes at once):
+///
+/// - `{table}` (default `messages`): one row per message — `namespace`, `session_key`,
+///   `view_id` (the context), `seq` (an identity column: the database's arrival order,
+///   never an application server's clock), `pos` (a put-back's place before the
+///   context's first message; `NULL` means `seq`), `message_id`, `body` (the message's
+///   JSON), and `lease`, `lease_until` while a request holds it. Indexed by context and
+///   by lease.
+/// - `{table}_sessions`: one row per session — `expires_at` (the last write plus
+///   [`idle_ttl`](SqlOptions::idle_ttl)) and `retired_until` (set by a rotation). Times
+///   are milliseconds since the Unix epoch on the database's clock.
+///
+/// How the operations map to SQL (one statement is one round trip):
+///
+/// - An add or a put-back is **one statement**: it refreshes the session's expiry (and
+///   so takes turns with other writes of the session, on its row lock), refuses the
+///   write if the session is retired, inserts the messages in the order given (an add
+///   after everything, a put-back before everything), leaves out ids already in the
+///   context, drops the oldest beyond [`per_context`](SqlOptions::per_context) (with a
+///   warning), and deletes a bounded batch of expired sessions' rows (8 sessions, 256
+///   rows): no cron job needed.
+/// - A take is one `DELETE … RETURNING`: two concurrent takes never both get a message.
+///   A request's read ([`take_leased`](MessageStore::take_leased)) is one `UPDATE …
+///   RETURNING` that marks the rows with a lease token and deadline
+///   ([`read_lease`](SqlOptions::read_lease)) instead; committing the request deletes
+///   them ([`settle`](MessageStore::settle), one statement). Rows whose lease is up
+///   count as in the context again — before what arrived after them — so messages of a
+///   request whose process died are shown again, never lost.
+/// - Reads (`peek`, `count`, `pending_views`) are one `SELECT`; `discard` and
+///   `clear_session` one `DELETE`.
+/// - [`rotate`](MessageStore::rotate) is a transaction of two statements (four round
+///   trips with `BEGIN` and `COMMIT`): it locks both sessions' rows, moves every row of
+///   the old session to the new one (each view before what the new one holds), and
+///   retires the old one for `idle_ttl`: adds to it are dropped, reads find nothing.
+/// - Expired sessions are invisible at once to every statement (each checks the
+///   session's `expires_at` against the database's clock), and their rows are deleted by
+///   later writes.
+/// - When the database cannot be reached, answers with an error, or takes longer than
+///   `connect_timeout + response_timeout`, operations fail with
+///   [`Error::Unavailable`]; a request then shows no messages and logs the error. The
+///   pool reconnects by itself.
+///
+/// ```no_run
+/// use messages_core::{Message, MessageStore, MessagesConfig, PostgresStore, SessionKey, SqlOptions, ViewId};
+///
+/// # async fn run() -> messages_core::Result<()> {
+/// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", SqlOptions::default()).await?;
+/// store.migrate().await?; // once at start-up: creates the tables if they are missing
+///
+/// // Out of band, from a job:
+/// let (session, view) = (SessionKey::generate()?, ViewId::new("app::dashboard")?);
+/// store.add(&session, &view, Message::info("Import finished")).await?;
+///
+/// // For requests (the store is a cheap handle; clones share the pool):
+/// let config = MessagesConfig::new(store.clone());
+/// # let _ = config; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    settings: Arc<Settings>,
+    statements: Arc<Statements>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        sql::debug_store(f, "PostgresStore", &self.settings)
+    }
+}
+
+impl PostgresStore {
+    /// Connects a pool to PostgreSQL, e.g. `postgres://user:password@host:5432/db` (no
+    /// TLS: use it on loopback, a socket, or a trusted network). Connections get the
+    /// options' `response_timeout` as their `statement_timeout`. The pool checks a
+    /// connection before handing it out (sqlx's default: one more round trip per
+    /// operation, and a connection broken by a server restart is replaced instead of
+    /// failing an operation); [`from_pool`](PostgresStore::from_pool) takes a pool
+    /// configured otherwise. The tables must exist: see
+    /// [`migrate`](PostgresStore::migrate).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad URL or options (checked before connecting),
+    /// [`Error::Unavailable`] if the server cannot be reached now.
+    pub async fn connect(url: &str, options: SqlOptions) -> Result<PostgresStore> {
+        let settings = Settings::check(options, STORE)?;
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("postgres url: {e}")))?
+            .options([(
+                "statement_timeout",
+                format!("{}ms", settings.response_timeout.as_millis().max(1)),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.connect_timeout)
+            .connect_with(connect);
+        let pool = sql::bounded(STORE, settings.time_bound, pool).await?;
+        Ok(PostgresStore::with_settings(pool, settings))
+    }
+
+    /// A store on a pool you made yourself: its settings apply (connections, timeouts);
+    /// the store additionally bounds each operation by `connect_timeout +
+    /// response_timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad options (as for [`connect`](PostgresStore::connect)).
+    pub fn from_pool(pool: PgPool, options: SqlOptions) -> Result<PostgresStore> {
+        let settings = Settings::check(options, STORE)?;
+        Ok(PostgresStore::with_settings(pool, settings))
+    }
+
+    fn with_settings(pool: PgPool, settings: Settings) -> PostgresStore {
+        PostgresStore {
+            statements: Arc::new(Statements::new(&settings)),
+            settings: Arc::new(settings),
+            pool,
+        }
+    }
+
+    /// Creates the store's tables and indexes if they are missing; changes nothing that
+    /// exists, and takes no lock when nothing is missing. Safe to run at every start-up,
+    /// beside running processes, and from several processes at once (they take turns on
+    /// an advisory lock). Waits up to a minute for locks.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the server cannot be reached or refuses (no right to
+    /// create tables, say).
+    pub async fn migrate(&self) -> Result<()> {
+        let (m, s) = (&self.settings.table, &self.settings.sessions);
+        let names = vec![
+            m.clone(),
+            format!("{m}_context"),
+            format!("{m}_lease"),
+            s.clone(),
+            format!("{s}_expiry"),
+        ];
+        let wanted = i64::try_from(names.len()).unwrap_or(i64::MAX);
+        let schema = AssertSqlSafe(Arc::clone(&self.statements.schema));
+        let migrate = async {
+            let present: i64 =
+                sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.statements.schema_present)))
+                    .bind(names)
+                    .fetch_one(&self.pool)
+                    .await?;
+            if present < wanted {
+                sqlx::raw_sql(schema).execute(&self.pool).await?;
+            }
+            Ok(())
+        };
+        sql::bounded(STORE, MIGRATE_BOUND + self.settings.time_bound, migrate).await
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The messages table; the sessions table is this with `_sessions` appended.
+    pub fn table(&self) -> &str {
+        &self.settings.table
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = std::result::Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        sql::bounded(STORE, self.settings.time_bound, op).await
+    }
+
+    fn namespace(&self) -> &str {
+        &self.settings.namespace
+    }
+
+    /// Runs `WRITE`: an add, or a put-back with `front`.
+    async fn write(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: &[Message],
+        front: bool,
+    ) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let (ids, bodies): (Vec<String>, Vec<String>) = sql::encode(messages)?.into_iter().unzip();
+        let query = q(&self.statements.write)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str())
+            .bind(ids)
+            .bind(bodies)
+            .bind(self.settings.ttl_ms)
+            .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
+            .bind(front)
+            .bind(SWEEP_SESSIONS)
+            .bind(sql::SWEEP_ROWS);
+        let row = self.bounded(query.fetch_one(&self.pool)).await?;
+        let count = |name: &str| -> Result<usize> {
+            let n: i64 = row.try_get(name).map_err(|e| sql::unavailable(STORE, e))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        };
+        let accepted = count("accepted")? > 0;
+        let dropped = count("trimmed")? + count("fresh")?.saturating_sub(count("inserted")?);
+        sql::log_write(STORE, view, accepted, dropped, self.settings.per_context);
+        Ok(())
+    }
+
+    /// Runs a statement returning a context's rows, and makes them its messages.
+    async fn rows(
+        &self,
+        statement: &sql::Sql,
+        session: &SessionKey,
+        view: &ViewId,
+        lease: Option<&str>,
+    ) -> Result<Vec<Message>> {
+        let mut query = q(statement)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str());
+        if let Some(token) = lease {
+            query = query
+                .bind(token)
+                .bind(self.settings.ttl_ms)
+                .bind(self.settings.lease_ms);
+        }
+        let rows = self.bounded(query.fetch_all(&self.pool)).await?;
+        let rows = rows
+            .iter()
+            .map(stored)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sql::unavailable(STORE, e))?;
+        Ok(sql::deliver(STORE, rows, self.settings.per_context, view))
+    }
+
+    async fn settle_once(&self, view: &ViewId, lease: &Lease) -> Result<()> {
+        let query = q(&self.statements.settle)
+            .bind(self.namespace())
+            .bind(view.as_str())
+            .bind(lease.token());
+        self.bounded(query.execute(&self.pool)).await?;
+        Ok(())
+    }
+
+    /// The rotation's transaction; see [`ROTATE_LOCK`] and [`ROTATE_MOVE`].
+    async fn rotate_once(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let (first, second) = if from.as_str() < to.as_str() {
+            (from, to)
+        } else {
+            (to, from)
+        };
+        let states = q(&self.statements.rotate_lock)
+            .bind(self.namespace())
+            .bind(first.as_str())
+            .bind(second.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let (mut from_live, mut to_live, mut to_retired) = (false, false, false);
+        for row in &states {
+            let key: String = row.try_get("session_key")?;
+            let (live, retired): (bool, bool) = (row.try_get("live")?, row.try_get("retired")?);
+            if key == from.as_str() {
+                from_live = live;
+            } else {
+                (to_live, to_retired) = (live, retired);
+            }
+        }
+        if to_retired && from_live {
+            tracing::warn!(
+                "messages: rotation into a retired session; the old session's messages are dropped"
+            );
+        }
+        q(&self.statements.rotate_move)
+            .bind(self.namespace())
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(from_live && !to_retired)
+            .bind(to_live)
+            .bind(self.settings.ttl_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn add_all(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        self.write(session, view, &messages, false).await
+    }
+
+    /// Before everything the context holds now, in the order given, leaving out messages
+    /// whose id is already there; one statement.
+    async fn put_back(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        messages: Vec<Message>,
+    ) -> Result<()> {
+        self.write(session, view, &messages, true).await
+    }
+
+    async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
+        self.rows(&self.statements.take, session, view, None).await
+    }
+
+    /// Marks the context's rows with a fresh lease, when it holds messages.
+    async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
+        let token = sql::lease_token();
+        let messages = self
+            .rows(&self.statements.take_leased, session, view, Some(&token))
+            .await?;
+        let lease = (!messages.is_empty()).then(|| Lease::new(token));
+        Ok(Taken { messages, lease })
+    }
+
+    /// On failure, also tries again in the background (when on a tokio runtime) until
+    /// the lease would be up; the error is still returned.
+    async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
+        let _ = session;
+        let result = self.settle_once(view, &lease).await;
+        if result.is_err()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (store, view) = (self.clone(), view.clone());
+            runtime.spawn(async move {
+                let lease_ms = store.settings.lease_ms;
+                sql::settle_later(lease_ms, &view, || store.settle_once(&view, &lease)).await;
+            });
+        }
+        result
+    }
+
+    async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
+        self.rows(&self.statements.peek, session, view, None).await
+    }
+
+    /// Distinct messages, at most the per-context cap (as a read would return).
+    async fn count(&self, session: &SessionKey, view: &ViewId) -> Result<usize> {
+        let query = q(&self.statements.count)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str());
+        let row = self.bounded(query.fetch_one(&self.pool)).await?;
+        let n: i64 = row.try_get(0).map_err(|e| sql::unavailable(STORE, e))?;
+        Ok(usize::try_from(n)
+            .unwrap_or(0)
+            .min(self.settings.per_context))
+    }
+
+    async fn discard(&self, session: &SessionKey, view: &ViewId) -> Result<()> {
+        let query = q(&self.statements.discard)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str());
+        self.bounded(query.execute(&self.pool)).await?;
+        Ok(())
+    }
+
+    async fn clear_session(&self, session: &SessionKey) -> Result<()> {
+        let query = q(&self.statements.clear_session)
+            .bind(self.namespace())
+            .bind(session.as_str());
+        self.bounded(query.execute(&self.pool)).await?;
+        Ok(())
+    }
+
+    async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>> {
+        let query = q(&self.statements.pending_views)
+            .bind(self.namespace())
+            .bind(session.as_str());
+        let rows = self.bounded(query.fetch_all(&self.pool)).await?;
+        let names = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sql::unavailable(STORE, e))?;
+        Ok(sql::views(STORE, names))
+    }
+
+    /// In one transaction: every row of `from` (reserves too) moves to `to`, each view's
+    /// before what `to` holds, and `from` is retired for `idle_ttl` (adds dropped, reads
+    /// find nothing). Concurrent takes of `from` get a message or the move does, never
+    /// both. The per-context cap applies at the next write or read.
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        self.bounded(self.rotate_once(from, to)).await
+    }
+}

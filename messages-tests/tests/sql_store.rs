@@ -1,0 +1,1137 @@
+//! `PostgresStore` and `SqliteStore` against real databases: a PostgreSQL server started
+//! once for the binary (`messages_tests::postgres_server::shared`, SKIPPED locally
+//! without PostgreSQL, a failure in CI) and SQLite files in temporary directories.
+//!
+//! Per backend: the store contract (`postgres::<case>`, `sqlite::<case>`, one test per
+//! case), the reference model of the request semantics, and what is particular to the
+//! SQL stores (`postgres_sql::<test>`, `sqlite_sql::<test>`): read leases, rotation (at
+//! the store and through requests), many tasks adding and taking one context, expired
+//! sessions swept by later writes, undecodable rows, the schema and its checks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use messages_core::sqlx::{self, AssertSqlSafe};
+use messages_core::store::{Lease, Taken, async_trait};
+use messages_core::{
+    CookieStore, Error, Message, MessageId, MessageStore, MessagesConfig, PostgresStore, Result,
+    SessionKey, SqlOptions, SqliteStore, Storage, ViewId,
+};
+use messages_tests::browser::shown_texts;
+use messages_tests::{Browser, CallCounts, CountingStore, conformance, model, postgres_server};
+use proptest::test_runner::TestRunner;
+use tempfile::TempDir;
+
+const MODEL_CASES: u32 = 200;
+const BROWSERS: usize = 3;
+/// The read lease of the lease tests; they wait a little longer than this for it to be
+/// up. Checks made while a lease runs must finish within it, so it leaves room for a
+/// stalled CI machine.
+const LEASE: Duration = Duration::from_millis(1500);
+const VIEW: ViewId = ViewId::from_static("app::inbox");
+const A: ViewId = ViewId::from_static("app::a");
+const B: ViewId = ViewId::from_static("app::b");
+
+/// A store under test, with raw SQL on its tables beside the trait.
+#[derive(Clone)]
+enum Sql {
+    Postgres(PostgresStore),
+    /// The directory holds the database file as long as a clone of the store lives.
+    Sqlite(SqliteStore, Arc<TempDir>),
+}
+
+impl fmt::Debug for Sql {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sql::Postgres(s) => s.fmt(f),
+            Sql::Sqlite(s, _) => s.fmt(f),
+        }
+    }
+}
+
+impl Sql {
+    fn table(&self) -> &str {
+        match self {
+            Sql::Postgres(s) => s.table(),
+            Sql::Sqlite(s, _) => s.table(),
+        }
+    }
+
+    /// `SELECT count(*) FROM {table}[_sessions] WHERE <filter>`.
+    async fn rows(&self, sessions: bool, filter: &str) -> i64 {
+        let suffix = if sessions { "_sessions" } else { "" };
+        let sql = format!(
+            "SELECT count(*) FROM {}{suffix} WHERE {filter}",
+            self.table()
+        );
+        match self {
+            Sql::Postgres(s) => sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+            Sql::Sqlite(s, _) => sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+        }
+    }
+
+    async fn execute(&self, sql: String) {
+        match self {
+            Sql::Postgres(s) => {
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(s.pool())
+                    .await
+                    .unwrap();
+            }
+            Sql::Sqlite(s, _) => {
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(s.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Sql::Postgres(s) => s.migrate().await,
+            Sql::Sqlite(s, _) => s.migrate().await,
+        }
+    }
+}
+
+macro_rules! forward {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Sql::Postgres($s) => $call.await,
+            Sql::Sqlite($s, _) => $call.await,
+        }
+    };
+}
+
+#[async_trait]
+impl MessageStore for Sql {
+    async fn add_all(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
+        forward!(self, x => x.add_all(s, v, m))
+    }
+    async fn put_back(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
+        forward!(self, x => x.put_back(s, v, m))
+    }
+    async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
+        forward!(self, x => x.take(s, v))
+    }
+    async fn take_leased(&self, s: &SessionKey, v: &ViewId) -> Result<Taken> {
+        forward!(self, x => x.take_leased(s, v))
+    }
+    async fn settle(&self, s: &SessionKey, v: &ViewId, lease: Lease) -> Result<()> {
+        forward!(self, x => x.settle(s, v, lease))
+    }
+    async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
+        forward!(self, x => x.peek(s, v))
+    }
+    async fn count(&self, s: &SessionKey, v: &ViewId) -> Result<usize> {
+        forward!(self, x => x.count(s, v))
+    }
+    async fn discard(&self, s: &SessionKey, v: &ViewId) -> Result<()> {
+        forward!(self, x => x.discard(s, v))
+    }
+    async fn clear_session(&self, s: &SessionKey) -> Result<()> {
+        forward!(self, x => x.clear_session(s))
+    }
+    async fn pending_views(&self, s: &SessionKey) -> Result<Vec<ViewId>> {
+        forward!(self, x => x.pending_views(s))
+    }
+    async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
+        forward!(self, x => x.rotate(from, to))
+    }
+}
+
+/// A store on the binary's PostgreSQL server, its tables migrated.
+async fn postgres(options: SqlOptions) -> Option<Sql> {
+    let server = postgres_server::shared()?;
+    Some(Sql::Postgres(server.store(options).await))
+}
+
+/// A store on a fresh SQLite file, its tables migrated.
+async fn sqlite(options: SqlOptions) -> Option<Sql> {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteStore::open(dir.path().join("messages.db"), options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(Sql::Sqlite(store, Arc::new(dir)))
+}
+
+fn table(name: &str) -> SqlOptions {
+    SqlOptions {
+        table: name.to_owned(),
+        ..SqlOptions::default()
+    }
+}
+
+/// The options of a store the contract runs on: the default, or with `Some(ttl)` an idle
+/// TTL of `ttl` (and a read lease shorter than it).
+fn contract_options(idle_ttl: Option<Duration>) -> SqlOptions {
+    match idle_ttl {
+        None => SqlOptions::default(),
+        Some(ttl) => SqlOptions {
+            idle_ttl: ttl,
+            read_lease: ttl / 2,
+            ..SqlOptions::default()
+        },
+    }
+}
+
+// The store contract, one test per case: `postgres::<case>`, `sqlite::<case>`.
+messages_tests::store_conformance_tests!(
+    postgres,
+    |ttl| async move { postgres(contract_options(ttl)).await },
+    SqlOptions::default().per_context
+);
+messages_tests::store_conformance_tests!(
+    sqlite,
+    |ttl| async move { sqlite(contract_options(ttl)).await },
+    SqlOptions::default().per_context
+);
+
+fn texts(messages: &[Message]) -> Vec<&str> {
+    messages.iter().map(Message::text).collect()
+}
+
+fn session() -> SessionKey {
+    SessionKey::generate().unwrap()
+}
+
+/// Runs the model's random request sequences against `config`, on the current runtime.
+fn check_model(config: &MessagesConfig, cap: usize) {
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(model::config(MODEL_CASES));
+    let result = tokio::task::block_in_place(|| {
+        runner.run(&model::ops(BROWSERS, 30), |ops| {
+            handle.block_on(model::check(config, &ops, BROWSERS, cap))
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+async fn lease_up() {
+    tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+}
+
+fn leased(name: &str) -> SqlOptions {
+    SqlOptions {
+        read_lease: LEASE,
+        ..table(name)
+    }
+}
+
+/// An unsettled lease hides its messages until it is up, then the next take (plain or
+/// leased) gets them back, older than those added since.
+async fn unsettled_reads_come_back(store: &Sql) {
+    let s = session();
+    for t in ["one", "two"] {
+        store.add(&s, &VIEW, Message::info(t)).await.unwrap();
+    }
+    let taken = store.take_leased(&s, &VIEW).await.unwrap();
+    assert_eq!(texts(&taken.messages), ["one", "two"]);
+    assert!(taken.lease.is_some());
+    // While the lease runs, nobody else gets them, and the view is not pending.
+    let again = store.take_leased(&s, &VIEW).await.unwrap();
+    assert!(
+        again.messages.is_empty() && again.lease.is_none(),
+        "{again:?}"
+    );
+    assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+    store.add(&s, &VIEW, Message::info("three")).await.unwrap();
+    assert_eq!(store.count(&s, &VIEW).await.unwrap(), 1);
+
+    lease_up().await;
+    assert_eq!(store.pending_views(&s).await.unwrap(), [VIEW]);
+    assert_eq!(store.count(&s, &VIEW).await.unwrap(), 3);
+    let back = store.take(&s, &VIEW).await.unwrap();
+    assert_eq!(texts(&back), ["one", "two", "three"]);
+    assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+    // Settling a lease that is up and was taken again does nothing.
+    store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+    assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+}
+
+/// A settled lease's messages are gone for good, and no row of it stays.
+async fn settled_reads_are_gone(store: &Sql) {
+    let s = session();
+    let mine = format!("session_key = '{}'", s.as_str());
+    store.add(&s, &VIEW, Message::info("once")).await.unwrap();
+    let taken = store.take_leased(&s, &VIEW).await.unwrap();
+    assert_eq!(texts(&taken.messages), ["once"]);
+    let reserved = format!("{mine} AND lease IS NOT NULL");
+    assert_eq!(store.rows(false, &reserved).await, 1, "held in reserve");
+    store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+    assert_eq!(store.rows(false, &mine).await, 0);
+    lease_up().await;
+    assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+    assert!(store.pending_views(&s).await.unwrap().is_empty());
+}
+
+/// Clearing the session (logout) drops reserves too.
+async fn clear_session_drops_reserves(store: &Sql) {
+    let s = session();
+    store.add(&s, &VIEW, Message::info("x")).await.unwrap();
+    let taken = store.take_leased(&s, &VIEW).await.unwrap();
+    assert!(taken.lease.is_some());
+    store.clear_session(&s).await.unwrap();
+    let mine = format!("session_key = '{}'", s.as_str());
+    assert_eq!(store.rows(false, &mine).await, 0);
+    lease_up().await;
+    assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+}
+
+/// A reserve that comes back respects the per-context cap: the newest are kept.
+async fn restoring_keeps_the_cap(store: &Sql) {
+    let s = session();
+    for t in ["a", "b", "c"] {
+        store.add(&s, &VIEW, Message::info(t)).await.unwrap();
+    }
+    assert!(store.take_leased(&s, &VIEW).await.unwrap().lease.is_some());
+    for t in ["d", "e", "f"] {
+        store.add(&s, &VIEW, Message::info(t)).await.unwrap();
+    }
+    lease_up().await;
+    assert_eq!(store.count(&s, &VIEW).await.unwrap(), 3);
+    assert_eq!(
+        texts(&store.peek(&s, &VIEW).await.unwrap()),
+        ["d", "e", "f"]
+    );
+    assert_eq!(
+        texts(&store.take(&s, &VIEW).await.unwrap()),
+        ["d", "e", "f"]
+    );
+}
+
+/// Concurrent leased takes of one context: exactly one gets every message.
+async fn leased_takes_are_exclusive(store: &Sql) {
+    let s = session();
+    let all: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    for t in &all {
+        store
+            .add(&s, &VIEW, Message::info(t.as_str()))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, s) = (store.clone(), s.clone());
+            tokio::spawn(async move { store.take_leased(&s, &VIEW).await.unwrap() })
+        })
+        .collect();
+    let mut got = Vec::new();
+    let mut leases = 0;
+    for t in tasks {
+        let taken = t.await.unwrap();
+        leases += usize::from(taken.lease.is_some());
+        got.extend(taken.messages.iter().map(|m| m.text().to_owned()));
+    }
+    assert_eq!(leases, 1);
+    assert_eq!(got, all);
+}
+
+/// Through the request API: a request that read and committed settles its lease (nothing
+/// comes back); one that read and never committed (its process died) has its messages
+/// shown again by the first read after the lease; a failed response puts them back now.
+/// Texts are padded with `pad` bytes (to make them spill from a cookie).
+async fn requests_settle_or_lose_nothing(config: &MessagesConfig, pad: usize) {
+    let text = |t: &str| format!("{t}{}", "x".repeat(pad));
+    let (saved, crashed, failed) = (text("saved"), text("crashed"), text("failed"));
+    let mut browser = Browser::new();
+    browser.add(config, &VIEW, &[&saved]).await;
+    assert_eq!(browser.read(config, &VIEW).await, [saved.as_str()]);
+    lease_up().await;
+    assert!(browser.read(config, &VIEW).await.is_empty());
+
+    browser.add(config, &VIEW, &[&crashed]).await;
+    let dying = browser.begin(config);
+    assert_eq!(shown_texts(&dying, &VIEW).await, [crashed.as_str()]);
+    drop(dying); // never committed, as when the process dies
+    assert!(
+        browser.read(config, &VIEW).await.is_empty(),
+        "still reserved"
+    );
+    lease_up().await;
+    assert_eq!(browser.read(config, &VIEW).await, [crashed.as_str()]);
+    lease_up().await;
+    assert!(browser.read(config, &VIEW).await.is_empty());
+
+    browser.add(config, &VIEW, &[&failed]).await;
+    let failing = browser.begin(config);
+    assert_eq!(shown_texts(&failing, &VIEW).await, [failed.as_str()]);
+    browser.finish(&failing, false).await;
+    assert_eq!(browser.read(config, &VIEW).await, [failed.as_str()]);
+    lease_up().await;
+    assert!(browser.read(config, &VIEW).await.is_empty());
+}
+
+/// A read that finds messages costs one settle more; one that finds none does not.
+async fn only_reads_with_messages_settle(store: &Sql) {
+    let counted = CountingStore::new(store.clone());
+    let config = MessagesConfig::new(counted.clone());
+    let mut browser = Browser::new();
+    browser.add(&config, &VIEW, &["x"]).await;
+    counted.reset();
+    assert_eq!(browser.read(&config, &VIEW).await, ["x"]);
+    let settled = CallCounts {
+        take: 1,
+        settle: 1,
+        ..CallCounts::default()
+    };
+    assert_eq!(counted.counts(), settled);
+    counted.reset();
+    assert!(browser.read(&config, &VIEW).await.is_empty());
+    let empty = CallCounts {
+        take: 1,
+        ..CallCounts::default()
+    };
+    assert_eq!(counted.counts(), empty);
+}
+
+/// Rotation at the store: every view of `from` moves to `to`, before what `to` holds
+/// there, in order; `from` then holds nothing and refuses adds; reserves move too and
+/// settle (or come back) under `to`.
+async fn rotation_moves_everything_and_retires_the_old_key(store: &Sql) {
+    let (from, to) = (session(), session());
+    store
+        .add_all(&from, &A, vec![Message::info("a1"), Message::info("a2")])
+        .await
+        .unwrap();
+    store.add(&from, &B, Message::info("b1")).await.unwrap();
+    store.add(&to, &A, Message::info("new a")).await.unwrap();
+    // A put-back in `from` keeps its place in the move.
+    let first = store.take(&from, &B).await.unwrap();
+    store.add(&from, &B, Message::info("b2")).await.unwrap();
+    store.put_back(&from, &B, first).await.unwrap();
+
+    store.rotate(&from, &to).await.unwrap();
+    assert!(store.pending_views(&from).await.unwrap().is_empty());
+    assert_eq!(store.pending_views(&to).await.unwrap(), [A, B]);
+    assert_eq!(
+        texts(&store.peek(&to, &A).await.unwrap()),
+        ["a1", "a2", "new a"]
+    );
+    assert_eq!(texts(&store.peek(&to, &B).await.unwrap()), ["b1", "b2"]);
+
+    // The old key is retired: adds are dropped, reads find nothing.
+    store
+        .add(&from, &A, Message::info("planted"))
+        .await
+        .unwrap();
+    assert_eq!(store.count(&from, &A).await.unwrap(), 0);
+    assert!(store.take(&from, &A).await.unwrap().is_empty());
+    store.add(&to, &A, Message::info("after")).await.unwrap();
+    assert_eq!(
+        texts(&store.take(&to, &A).await.unwrap()),
+        ["a1", "a2", "new a", "after"]
+    );
+
+    // Rotating a session with nothing stored, or onto itself, is fine.
+    store.rotate(&session(), &session()).await.unwrap();
+    store.rotate(&to, &to).await.unwrap();
+    assert_eq!(texts(&store.take(&to, &B).await.unwrap()), ["b1", "b2"]);
+
+    // A reserve taken under the old key moves with it: settled, it is gone.
+    let (from, to) = (session(), session());
+    store.add(&from, &A, Message::info("read")).await.unwrap();
+    let taken = store.take_leased(&from, &A).await.unwrap();
+    store.add(&from, &A, Message::info("unread")).await.unwrap();
+    store.rotate(&from, &to).await.unwrap();
+    store.settle(&from, &A, taken.lease.unwrap()).await.unwrap();
+    assert_eq!(texts(&store.take(&to, &A).await.unwrap()), ["unread"]);
+}
+
+/// A reserve of the old key that is never settled comes back under the new key.
+async fn unsettled_reserves_come_back_after_rotation(store: &Sql) {
+    let (from, to) = (session(), session());
+    store.add(&from, &A, Message::info("read")).await.unwrap();
+    let taken = store.take_leased(&from, &A).await.unwrap();
+    assert!(taken.lease.is_some());
+    store.add(&from, &A, Message::info("unread")).await.unwrap();
+    store.rotate(&from, &to).await.unwrap();
+    assert_eq!(texts(&store.peek(&to, &A).await.unwrap()), ["unread"]);
+    lease_up().await;
+    assert_eq!(
+        texts(&store.take(&to, &A).await.unwrap()),
+        ["read", "unread"]
+    );
+    assert!(store.take(&from, &A).await.unwrap().is_empty());
+}
+
+/// The old key is refused for `idle_ttl`, then usable again (a short TTL).
+async fn retirement_ends_after_the_idle_ttl(store: &Sql, ttl: Duration) {
+    let (from, to) = (session(), session());
+    store.add(&from, &A, Message::info("x")).await.unwrap();
+    store.rotate(&from, &to).await.unwrap();
+    store
+        .add(&from, &A, Message::info("refused"))
+        .await
+        .unwrap();
+    assert_eq!(store.count(&from, &A).await.unwrap(), 0);
+    tokio::time::sleep(ttl + ttl / 2).await;
+    store.add(&from, &A, Message::info("later")).await.unwrap();
+    assert_eq!(texts(&store.take(&from, &A).await.unwrap()), ["later"]);
+}
+
+/// The fixation attack through requests: the key planted in the victim's browser sees
+/// nothing of the victim's after login, and what the attacker adds under it never
+/// reaches the victim.
+async fn fixation_is_defeated_by_rotation(config: &MessagesConfig) {
+    let mut attacker = Browser::new();
+    attacker.add(config, &A, &["attacker's own"]).await;
+    assert_eq!(attacker.read(config, &A).await, ["attacker's own"]);
+    let planted = attacker.cookie("messages_session").unwrap().to_owned();
+
+    let mut victim = Browser::new();
+    victim.set("messages_session", planted.clone());
+    victim.add(config, &A, &["saved before login"]).await;
+    victim.add(config, &B, &["pending"]).await;
+    let login = victim.begin(config);
+    let fresh = login.rotate_session().unwrap();
+    login
+        .context(&B)
+        .add_message(Message::success("Welcome, victim."));
+    victim.finish(&login, true).await;
+    assert_eq!(victim.cookie("messages_session"), Some(fresh.as_str()));
+
+    assert!(attacker.read(config, &B).await.is_empty());
+    attacker.add(config, &B, &["Click evil.example"]).await;
+    assert_eq!(attacker.cookie("messages_session"), Some(planted.as_str()));
+    assert_eq!(
+        victim.read(config, &B).await,
+        ["pending", "Welcome, victim."]
+    );
+    assert_eq!(victim.read(config, &A).await, ["saved before login"]);
+}
+
+/// A browser with messages pending on many views rotates its session while other
+/// requests of it, still carrying the old key, read those views: each message is shown
+/// exactly once.
+async fn rotation_under_concurrent_requests_loses_and_repeats_nothing(config: &MessagesConfig) {
+    const VIEWS: usize = 12;
+    let views: Vec<ViewId> = (0..VIEWS)
+        .map(|i| ViewId::new(format!("app::v{i}")).unwrap())
+        .collect();
+    let mut browser = Browser::new();
+    let req = browser.begin(config);
+    for (i, view) in views.iter().enumerate() {
+        for j in 0..3 {
+            req.context(view)
+                .add_message(Message::info(format!("v{i}.{j}")));
+        }
+    }
+    browser.finish(&req, true).await;
+    let old_jar = browser.clone();
+    let login = {
+        let (config, mut browser) = (config.clone(), browser.clone());
+        tokio::spawn(async move {
+            let req = browser.begin(&config);
+            req.rotate_session().unwrap();
+            browser.finish(&req, true).await;
+            browser
+        })
+    };
+    let readers: Vec<_> = views
+        .iter()
+        .cloned()
+        .map(|view| {
+            let (config, mut browser) = (config.clone(), old_jar.clone());
+            tokio::spawn(async move { browser.read(&config, &view).await })
+        })
+        .collect();
+    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+    for reader in readers {
+        for text in reader.await.unwrap() {
+            *shown.entry(text).or_default() += 1;
+        }
+    }
+    let mut browser = login.await.unwrap();
+    for view in &views {
+        for text in browser.read(config, view).await {
+            *shown.entry(text).or_default() += 1;
+        }
+    }
+    let expected: BTreeMap<String, usize> = (0..VIEWS)
+        .flat_map(|i| (0..3).map(move |j| (format!("v{i}.{j}"), 1)))
+        .collect();
+    assert_eq!(shown, expected, "every message exactly once");
+}
+
+/// Writers adding and readers taking one context at once — plain takes, and leased
+/// takes that settle — lose nothing and deliver nothing twice; each take keeps every
+/// writer's order.
+async fn many_tasks_on_one_context_lose_and_repeat_nothing(store: &Sql) {
+    const WRITERS: usize = 8;
+    const READERS: usize = 8;
+    const PER_WRITER: usize = 60;
+    let s = session();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, s, done) = (store.clone(), s.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                let mut i = 0;
+                while i < PER_WRITER {
+                    // Batches of 1 to 3, in order.
+                    let n = (1 + (w + i) % 3).min(PER_WRITER - i);
+                    let batch: Vec<Message> = (i..i + n)
+                        .map(|k| Message::info(format!("w{w}.{k:03}")))
+                        .collect();
+                    ids.extend(batch.iter().map(Message::id));
+                    store.add_all(&s, &VIEW, batch).await.unwrap();
+                    i += n;
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                ids
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (store, s, done) = (store.clone(), s.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut got: Vec<Message> = Vec::new();
+                let mut rounds = 0usize;
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::Acquire) == WRITERS;
+                    let batch = if (r + rounds).is_multiple_of(2) {
+                        store.take(&s, &VIEW).await.unwrap()
+                    } else {
+                        let taken = store.take_leased(&s, &VIEW).await.unwrap();
+                        if let Some(lease) = taken.lease {
+                            store.settle(&s, &VIEW, lease).await.unwrap();
+                        }
+                        taken.messages
+                    };
+                    rounds += 1;
+                    // Within one take, each writer's messages are in its order.
+                    let mut last: HashMap<String, String> = HashMap::new();
+                    for m in &batch {
+                        let (writer, _) = m.text().split_once('.').unwrap();
+                        if let Some(prev) = last.insert(writer.to_owned(), m.text().to_owned()) {
+                            assert!(prev.as_str() < m.text(), "{prev} before {}", m.text());
+                        }
+                    }
+                    got.extend(batch);
+                    if finished {
+                        return got;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut added = Vec::new();
+    for w in writers {
+        added.extend(w.await.unwrap());
+    }
+    let mut seen: HashMap<MessageId, usize> = HashMap::new();
+    for r in readers {
+        for m in r.await.unwrap() {
+            *seen.entry(m.id()).or_default() += 1;
+        }
+    }
+    for m in store.take(&s, &VIEW).await.unwrap() {
+        *seen.entry(m.id()).or_default() += 1;
+    }
+    let lost = added.iter().filter(|id| !seen.contains_key(id)).count();
+    let repeated = seen.values().filter(|&&n| n > 1).count();
+    eprintln!(
+        "{}: {} messages, {WRITERS} writers, {READERS} readers: {lost} lost, {repeated} repeated, {:?}",
+        store.table(),
+        added.len(),
+        started.elapsed()
+    );
+    assert_eq!((lost, repeated), (0, 0));
+    assert_eq!(seen.len(), WRITERS * PER_WRITER);
+}
+
+/// Expired sessions are invisible at once and removed by later writes, a bounded batch
+/// each, without a cron job.
+async fn expired_sessions_are_swept_by_later_writes(store: &Sql, ttl: Duration) {
+    const SESSIONS: usize = 30;
+    let sessions: Vec<SessionKey> = (0..SESSIONS).map(|_| session()).collect();
+    for s in &sessions {
+        store
+            .add_all(s, &A, vec![Message::info("1"), Message::info("2")])
+            .await
+            .unwrap();
+    }
+    let in_list = sessions
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let theirs = format!("session_key IN ({in_list})");
+    assert_eq!(
+        store.rows(false, &theirs).await,
+        i64::try_from(2 * SESSIONS).unwrap()
+    );
+    tokio::time::sleep(ttl + ttl / 2).await;
+    assert_eq!(
+        store.count(&sessions[0], &A).await.unwrap(),
+        0,
+        "invisible at once"
+    );
+    // Each write sweeps a bounded batch: a few writes remove everything.
+    let writer = session();
+    let mut rounds = 0;
+    while store.rows(true, &theirs).await > 0 {
+        store.add(&writer, &B, Message::info("w")).await.unwrap();
+        rounds += 1;
+        assert!(
+            rounds <= 20,
+            "expired sessions not swept after {rounds} writes"
+        );
+    }
+    assert_eq!(store.rows(false, &theirs).await, 0);
+    eprintln!(
+        "{}: {SESSIONS} expired sessions swept by {rounds} writes",
+        store.table()
+    );
+}
+
+/// A stored row that does not decode is skipped (with a warning), and goes with a take.
+async fn undecodable_rows_are_skipped(store: &Sql) {
+    let (s, v) = (session(), ViewId::from_static("v"));
+    store
+        .add_all(&s, &v, vec![Message::info("first"), Message::info("last")])
+        .await
+        .unwrap();
+    store
+        .execute(format!(
+            "INSERT INTO {} (namespace, session_key, view_id, message_id, body) \
+             VALUES ('msg', '{}', 'v', 'junk', 'not json')",
+            store.table(),
+            s.as_str()
+        ))
+        .await;
+    assert_eq!(store.count(&s, &v).await.unwrap(), 3, "count is the rows'");
+    assert_eq!(texts(&store.peek(&s, &v).await.unwrap()), ["first", "last"]);
+    assert_eq!(texts(&store.take(&s, &v).await.unwrap()), ["first", "last"]);
+    assert_eq!(
+        store.count(&s, &v).await.unwrap(),
+        0,
+        "the junk went with the take"
+    );
+}
+
+/// The rows are as documented: the database's sequence orders arrival, `pos` places a
+/// put-back before it, a namespace separates stores on one table, and `migrate` is
+/// idempotent, also when run by several at once.
+async fn rows_are_laid_out_as_documented(store: &Sql, other_namespace: &Sql) {
+    for _ in 0..2 {
+        store.migrate().await.unwrap();
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    let s = session();
+    let clock = Message::info("clock").created_at();
+    store
+        .add(
+            &s,
+            &A,
+            Message::info("late clock").with_created_at(clock + 60_000),
+        )
+        .await
+        .unwrap();
+    store
+        .add(
+            &s,
+            &A,
+            Message::info("early clock").with_created_at(clock - 60_000),
+        )
+        .await
+        .unwrap();
+    let mine = format!("session_key = '{}'", s.as_str());
+    assert_eq!(
+        store.rows(false, &format!("{mine} AND pos IS NULL")).await,
+        2
+    );
+    let taken = store.take(&s, &A).await.unwrap();
+    assert_eq!(texts(&taken), ["late clock", "early clock"]);
+    store.add(&s, &A, Message::info("newer")).await.unwrap();
+    store.put_back(&s, &A, taken).await.unwrap();
+    assert_eq!(
+        store
+            .rows(false, &format!("{mine} AND pos IS NOT NULL"))
+            .await,
+        2
+    );
+    assert_eq!(store.rows(true, &mine).await, 1, "one row per session");
+    assert_eq!(
+        texts(&store.peek(&s, &A).await.unwrap()),
+        ["late clock", "early clock", "newer"]
+    );
+    // Another namespace on the same table sees nothing of it.
+    assert_eq!(other_namespace.count(&s, &A).await.unwrap(), 0);
+    assert!(other_namespace.pending_views(&s).await.unwrap().is_empty());
+    other_namespace.clear_session(&s).await.unwrap();
+    assert_eq!(store.count(&s, &A).await.unwrap(), 3);
+    store.clear_session(&s).await.unwrap();
+    assert_eq!(store.rows(false, &mine).await, 0);
+}
+
+/// Bad tables, namespaces and leases are configuration errors, before any I/O.
+fn bad_options() -> Vec<SqlOptions> {
+    let mut bad: Vec<SqlOptions> = ["", "Messages", "1st", "a-b", "a;b", "x y"]
+        .into_iter()
+        .map(table)
+        .collect();
+    bad.push(SqlOptions {
+        namespace: "has space".into(),
+        ..SqlOptions::default()
+    });
+    bad.push(SqlOptions {
+        read_lease: Duration::from_secs(10),
+        idle_ttl: Duration::from_secs(10),
+        ..SqlOptions::default()
+    });
+    bad
+}
+
+/// The tests particular to the SQL stores, for one backend (`$make`: options → store).
+macro_rules! sql_store_tests {
+    ($name:ident, $make:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unsettled_reads_come_back() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::unsettled_reads_come_back(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn settled_reads_are_gone() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::settled_reads_are_gone(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn clear_session_drops_reserves() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::clear_session_drops_reserves(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn restoring_keeps_the_cap() {
+                let options = SqlOptions {
+                    per_context: 3,
+                    ..leased("capped")
+                };
+                let Some(store) = $make(options).await else {
+                    return;
+                };
+                super::restoring_keeps_the_cap(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn leased_takes_are_exclusive() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::leased_takes_are_exclusive(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn only_reads_with_messages_settle() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::only_reads_with_messages_settle(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn requests_settle_or_lose_nothing() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                super::requests_settle_or_lose_nothing(&MessagesConfig::new(store), 0).await;
+            }
+
+            /// With fallback storage, what spilled to the database is leased the same way.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn spilled_requests_settle_or_lose_nothing() {
+                let Some(store) = $make(leased("leases")).await else {
+                    return;
+                };
+                let cookie = CookieStore::new([b"0123456789abcdef0123456789abcdef-lease".to_vec()])
+                    .unwrap()
+                    .budget(256)
+                    .unwrap()
+                    .compression(false);
+                let config = MessagesConfig::new(Storage::fallback(cookie, store));
+                super::requests_settle_or_lose_nothing(&config, 400).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rotation_moves_everything_and_retires_the_old_key() {
+                let Some(store) = $make(table("rotation")).await else {
+                    return;
+                };
+                super::rotation_moves_everything_and_retires_the_old_key(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unsettled_reserves_come_back_after_rotation() {
+                let Some(store) = $make(leased("rotation")).await else {
+                    return;
+                };
+                super::unsettled_reserves_come_back_after_rotation(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retirement_ends_after_the_idle_ttl() {
+                let ttl = Duration::from_millis(400);
+                let options = SqlOptions {
+                    idle_ttl: ttl,
+                    read_lease: ttl / 2,
+                    ..table("rotation")
+                };
+                let Some(store) = $make(options).await else {
+                    return;
+                };
+                super::retirement_ends_after_the_idle_ttl(&store, ttl).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fixation_is_defeated_by_rotation() {
+                let Some(store) = $make(table("rotation")).await else {
+                    return;
+                };
+                super::fixation_is_defeated_by_rotation(&MessagesConfig::new(store)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn rotation_under_concurrent_requests_loses_and_repeats_nothing() {
+                let Some(store) = $make(table("rotation")).await else {
+                    return;
+                };
+                let config = MessagesConfig::new(store);
+                for _ in 0..10 {
+                    super::rotation_under_concurrent_requests_loses_and_repeats_nothing(&config)
+                        .await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn many_tasks_on_one_context_lose_and_repeat_nothing() {
+                let options = SqlOptions {
+                    per_context: 10_000,
+                    ..table("concurrency")
+                };
+                let Some(store) = $make(options).await else {
+                    return;
+                };
+                super::many_tasks_on_one_context_lose_and_repeat_nothing(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn expired_sessions_are_swept_by_later_writes() {
+                let ttl = Duration::from_millis(300);
+                let options = SqlOptions {
+                    idle_ttl: ttl,
+                    read_lease: ttl / 2,
+                    ..table("sweep")
+                };
+                let Some(store) = $make(options).await else {
+                    return;
+                };
+                super::expired_sessions_are_swept_by_later_writes(&store, ttl).await;
+            }
+
+            #[tokio::test]
+            async fn undecodable_rows_are_skipped() {
+                let Some(store) = $make(table("junk")).await else {
+                    return;
+                };
+                super::undecodable_rows_are_skipped(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rows_are_laid_out_as_documented() {
+                let Some(store) = $make(table("layout")).await else {
+                    return;
+                };
+                let other = match &store {
+                    Sql::Postgres(_) => $make(SqlOptions {
+                        namespace: "other".into(),
+                        ..table("layout")
+                    })
+                    .await
+                    .unwrap(),
+                    Sql::Sqlite(s, dir) => Sql::Sqlite(
+                        SqliteStore::from_pool(
+                            s.pool().clone(),
+                            SqlOptions {
+                                namespace: "other".into(),
+                                ..table("layout")
+                            },
+                        )
+                        .unwrap(),
+                        Arc::clone(dir),
+                    ),
+                };
+                super::rows_are_laid_out_as_documented(&store, &other).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn follows_the_model() {
+                let Some(store) = $make(table("model")).await else {
+                    return;
+                };
+                check_model(&MessagesConfig::new(store), usize::MAX);
+                let capped = SqlOptions {
+                    per_context: 4,
+                    ..table("model")
+                };
+                let Some(store) = $make(capped).await else {
+                    return;
+                };
+                check_model(&MessagesConfig::new(store), 4);
+            }
+
+            /// `Storage::fallback` spilling to the database: with a tiny cookie budget
+            /// most requests spill.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fallback_spills_to_it_and_follows_the_model() {
+                let Some(store) = $make(table("model")).await else {
+                    return;
+                };
+                let cookie =
+                    CookieStore::new(vec![b"0123456789abcdef0123456789abcdef-sql".to_vec()])
+                        .unwrap();
+                let counted = CountingStore::new(store);
+                let config = MessagesConfig::new(Storage::fallback(
+                    cookie.budget(256).unwrap(),
+                    counted.clone(),
+                ));
+                check_model(&config, usize::MAX);
+                assert!(counted.calls() > 0, "messages went through the database");
+            }
+        }
+    };
+}
+
+sql_store_tests!(postgres_sql, postgres);
+sql_store_tests!(sqlite_sql, sqlite);
+
+#[tokio::test]
+async fn postgres_bad_options_and_urls_are_config_errors() {
+    for options in bad_options() {
+        let e = PostgresStore::connect("postgres://127.0.0.1:1/x", options.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{options:?}: {e}");
+    }
+    let e = PostgresStore::connect("postgres://host:notaport/db", SqlOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+}
+
+#[tokio::test]
+async fn sqlite_bad_options_and_urls_are_config_errors() {
+    for options in bad_options() {
+        let e = SqliteStore::connect("sqlite::memory:", options.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{options:?}: {e}");
+    }
+    let e = SqliteStore::connect("sqlite://x.db?mode=bogus", SqlOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+}
+
+/// Nothing listening: a typed error naming the store, within the time bound.
+#[tokio::test]
+async fn postgres_connecting_to_nothing_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let e = PostgresStore::connect(
+        &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        SqlOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unavailable {
+                store: "postgres",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A file that cannot be created is a typed error naming the store.
+#[tokio::test]
+async fn sqlite_opening_the_impossible_is_unavailable() {
+    let e = SqliteStore::open("/nonexistent/dir/messages.db", SqlOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unavailable {
+                store: "sqlite",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// An in-memory database works with its single connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_follows_the_contract_basics() {
+    let store = SqliteStore::connect("sqlite::memory:", SqlOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    conformance::ordered_by_arrival(&store).await;
+    conformance::put_back_goes_before_newer_messages(&store).await;
+    let store: Arc<dyn MessageStore> = Arc::new(store);
+    conformance::exactly_once_under_concurrency(&store, SqlOptions::default().per_context).await;
+}
