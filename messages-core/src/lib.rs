@@ -9,7 +9,8 @@
 //!   [`MessageList`]: lazy (no store I/O unless messages are read) and consumed only
 //!   when rendered.
 //! - [`Storage`]: a server store ([`MemoryStore`], the embedded default; `RedisStore`,
-//!   feature `redis`; or your own [`MessageStore`], see [`store`]), a signed cookie
+//!   feature `redis`; `PostgresStore` and `SqliteStore`, features `postgres` and
+//!   `sqlite`; or your own [`MessageStore`], see [`store`]), a signed cookie
 //!   ([`CookieStore`]), or both ([`Storage::fallback`]).
 //! - [`request`]: the framework-free request core that integrations adapt (begin,
 //!   commit, the header policy, the session seam).

@@ -2,9 +2,10 @@
 //! implementations.
 //!
 //! [`MessageStore`] is the small async trait every server-side backend implements:
-//! [`MemoryStore`] (embedded, the default), [`RedisStore`] (feature `redis`), or your
-//! own. A configuration takes any of them, an `Arc` of one (to share it with a
-//! background job), or combines one with the signed cookie
+//! [`MemoryStore`] (embedded, the default), [`RedisStore`] (feature `redis`),
+//! `PostgresStore` and `SqliteStore` (features `postgres`, `sqlite`), or your own. A
+//! configuration takes any of them, an `Arc` of one (to share it with a background
+//! job), or combines one with the signed cookie
 //! ([`Storage`](crate::Storage)). This module also holds what store authors need:
 //! [`Lease`], [`Taken`] and the re-exported [`async_trait`](macro@async_trait) attribute.
 //!
