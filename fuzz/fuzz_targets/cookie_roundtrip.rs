@@ -9,7 +9,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use messages_core::{CookieStore, Level, Message, MessagesConfig, ViewId};
+use std::collections::BTreeSet;
+
+use messages_core::{CookieStore, Level, Message, MessageId, MessagesConfig, ViewId};
 use messages_fuzz::{
     Jar, MESSAGES_COOKIE, OTHER_SESSION, SESSION, SESSION_COOKIE, commit_checked, cookie_store,
     runtime,
@@ -183,28 +185,50 @@ async fn roundtrip(input: &Input) {
         return; // The newest message alone is over the budget: nothing stored.
     };
 
-    // The unmutated cookie: the newest messages that fit, unchanged, in order, each on
-    // its own view.
+    // The unmutated cookie: for each view, the newest of its messages that fit (a tail
+    // of what was added to it), unchanged, in order; the budget is filled newest first,
+    // so the newest message of all (which fit: a cookie was written) is always there.
     let header = format!("{session}; {MESSAGES_COOKIE}={value}");
     let baseline = read_all(&config, &header, budget).await;
     let delivered: usize = baseline.iter().map(Vec::len).sum();
     assert!(delivered > 0, "a written cookie delivers something");
-    let newest = &input.messages[input.messages.len() - delivered..];
-    let newest_built = &added[added.len() - delivered..];
     for (i, view) in baseline.iter().enumerate() {
-        let expected: Vec<&Message> = newest_built
+        let added_here: Vec<&Message> = added
             .iter()
-            .zip(newest)
+            .zip(&input.messages)
             .filter(|(_, msg)| usize::from(msg.second_view) == i)
             .map(|(m, _)| m)
             .collect();
+        let tail = &added_here[added_here.len() - view.len()..];
         assert!(
-            view.iter().eq(expected.iter().copied()),
-            "view {i}: delivered {} expected {}",
+            view.iter().eq(tail.iter().copied()),
+            "view {i}: delivered {} expected a tail of {}",
             json(view.iter()),
-            json(expected.iter().copied())
+            json(added_here.iter().copied())
         );
     }
+    // Across views the budget keeps the newest by creation time (each view's running
+    // maximum, so a view's order is never re-sorted), ties by place in the view: the
+    // delivered messages are exactly the top `delivered` of that ranking.
+    let mut ranked: Vec<(u64, usize, MessageId)> = Vec::new();
+    for i in 0..VIEWS.len() {
+        let mut latest = 0;
+        let here = added
+            .iter()
+            .zip(&input.messages)
+            .filter(|(_, msg)| usize::from(msg.second_view) == i);
+        for (position, (m, _)) in here.enumerate() {
+            latest = latest.max(m.created_at());
+            ranked.push((latest, position, m.id()));
+        }
+    }
+    ranked.sort_unstable();
+    let top: BTreeSet<MessageId> = ranked[ranked.len() - delivered..]
+        .iter()
+        .map(|r| r.2)
+        .collect();
+    let got: BTreeSet<MessageId> = baseline.iter().flatten().map(Message::id).collect();
+    assert_eq!(got, top, "the budget kept other messages than the newest that fit");
 
     // The mutated cookie, possibly under another session.
     let mut bytes = value.as_bytes().to_vec();

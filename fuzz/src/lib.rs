@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use messages_core::Storage;
 use messages_core::{
     CookieStore, MemoryStore, MessagesConfig, Messages, SessionKey,
 };
@@ -68,7 +67,7 @@ impl Storage {
             Storage::Memory => MessagesConfig::new(MemoryStore::new()),
             Storage::Cookie => MessagesConfig::new(budgeted()),
             Storage::Fallback => {
-                MessagesConfig::new(Storage::fallback(budgeted(), MemoryStore::new()))
+                MessagesConfig::new(messages_core::Storage::fallback(budgeted(), MemoryStore::new()))
             }
         }
     }
