@@ -166,10 +166,21 @@ async fn sqlite(options: SqlOptions) -> Option<Sql> {
     Some(Sql::Sqlite(store, Arc::new(dir)))
 }
 
+/// Options for tests of behaviour, not of latency: waits bounded generously, since a
+/// loaded 2-core machine running 16 tasks on one SQLite writer can keep a transaction
+/// waiting for its turn (busy timeout) well over the default second.
+fn patient() -> SqlOptions {
+    SqlOptions {
+        connect_timeout: Duration::from_secs(30),
+        response_timeout: Duration::from_secs(30),
+        ..SqlOptions::default()
+    }
+}
+
 fn table(name: &str) -> SqlOptions {
     SqlOptions {
         table: name.to_owned(),
-        ..SqlOptions::default()
+        ..patient()
     }
 }
 
@@ -177,11 +188,11 @@ fn table(name: &str) -> SqlOptions {
 /// TTL of `ttl` (and a read lease shorter than it).
 fn contract_options(idle_ttl: Option<Duration>) -> SqlOptions {
     match idle_ttl {
-        None => SqlOptions::default(),
+        None => patient(),
         Some(ttl) => SqlOptions {
             idle_ttl: ttl,
             read_lease: ttl / 2,
-            ..SqlOptions::default()
+            ..patient()
         },
     }
 }
