@@ -13,6 +13,7 @@ pub mod model;
 pub mod postgres_server;
 pub mod redis_server;
 pub mod reusable;
+pub mod security;
 pub mod semantics;
 pub mod store_harness;
 

@@ -3,15 +3,13 @@
 //! fairness.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use messages_core::request::SessionChange;
 use messages_core::{
     CookieSettings, CookieStore, MemoryStore, Message, MessagesConfig, RedisOptions, RedisStore,
     SameSite, Storage, ViewId,
 };
-use messages_tests::{Browser, shared};
+use messages_tests::{Browser, security, shared};
 
 const KEY: &[u8] = b"the signing key of the session security tests";
 const DASHBOARD: ViewId = ViewId::from_static("app::dashboard");
@@ -19,140 +17,6 @@ const SETTINGS: ViewId = ViewId::from_static("app::settings");
 
 fn texts(list: impl IntoIterator<Item = Message>) -> Vec<String> {
     list.into_iter().map(|m| m.text().to_owned()).collect()
-}
-
-/// One request of `browser` that reads (renders) `view`.
-async fn read(browser: &mut Browser, config: &MessagesConfig, view: &ViewId) -> Vec<String> {
-    let req = browser.begin(config);
-    let shown = texts(req.context(view).messages().await.into_vec());
-    browser.finish(&req, true).await;
-    shown
-}
-
-/// One request of `browser` that adds `text` to `view`.
-async fn add(browser: &mut Browser, config: &MessagesConfig, view: &ViewId, text: &str) {
-    let req = browser.begin(config);
-    req.context(view).add_message(Message::info(text));
-    browser.finish(&req, true).await;
-}
-
-/// The attacker gets a valid session key from the site, plants it in the victim's
-/// browser, and waits; the victim leaves a message pending, logs in (rotation), and gets
-/// sensitive messages. Afterwards the attacker's key sees nothing of the victim's, and
-/// what the attacker adds under it never reaches the victim.
-async fn fixation_is_defeated_by_rotation(config: MessagesConfig) {
-    let mut attacker = Browser::new();
-    add(&mut attacker, &config, &SETTINGS, "attacker's own").await;
-    assert_eq!(
-        read(&mut attacker, &config, &SETTINGS).await,
-        ["attacker's own"]
-    );
-    let planted = attacker.jar["messages_session"].clone();
-
-    let mut victim = Browser::new();
-    victim
-        .jar
-        .insert("messages_session".into(), planted.clone());
-    add(&mut victim, &config, &SETTINGS, "saved before login").await;
-    add(&mut victim, &config, &DASHBOARD, "pending one").await;
-    add(&mut victim, &config, &DASHBOARD, "pending two").await;
-
-    // POST /login: rotate, then add the welcome under the new key.
-    let req = victim.begin(&config);
-    let fresh = req.rotate_session().unwrap();
-    req.context(&DASHBOARD)
-        .add_message(Message::success("Welcome, victim."));
-    let done = victim.finish(&req, true).await;
-    let SessionChange::Rotated { from, to } = done.session else {
-        panic!("{:?}", done.session)
-    };
-    assert_eq!((from.as_str(), &to), (planted.as_str(), &fresh));
-    assert_eq!(victim.jar["messages_session"], fresh.as_str());
-    add(&mut victim, &config, &DASHBOARD, "Payment sent to Bob.").await;
-
-    // The attacker, with the planted key, sees nothing and injects a message.
-    assert!(read(&mut attacker, &config, &DASHBOARD).await.is_empty());
-    assert!(read(&mut attacker, &config, &SETTINGS).await.is_empty());
-    add(
-        &mut attacker,
-        &config,
-        &DASHBOARD,
-        "Click evil.example to confirm",
-    )
-    .await;
-    assert_eq!(attacker.jar["messages_session"], planted);
-
-    // The victim sees everything that was pending, on its own views, in order, and
-    // nothing of the attacker's.
-    assert_eq!(
-        read(&mut victim, &config, &DASHBOARD).await,
-        [
-            "pending one",
-            "pending two",
-            "Welcome, victim.",
-            "Payment sent to Bob."
-        ]
-    );
-    assert_eq!(
-        read(&mut victim, &config, &SETTINGS).await,
-        ["saved before login"]
-    );
-    assert!(read(&mut victim, &config, &DASHBOARD).await.is_empty());
-}
-
-/// A browser with messages pending on many views rotates its session while other
-/// requests of it, still carrying the old key, read those views: each message is shown
-/// exactly once, by an old-key reader or after the rotation under the new key.
-async fn rotation_under_concurrent_requests_loses_and_repeats_nothing(config: MessagesConfig) {
-    const VIEWS: usize = 12;
-    let views: Vec<ViewId> = (0..VIEWS)
-        .map(|i| ViewId::new(format!("app::v{i}")).unwrap())
-        .collect();
-    let mut browser = Browser::new();
-    let req = browser.begin(&config);
-    for (i, view) in views.iter().enumerate() {
-        for j in 0..3 {
-            req.context(view)
-                .add_message(Message::info(format!("v{i}.{j}")));
-        }
-    }
-    browser.finish(&req, true).await;
-    let old_jar = browser.clone();
-
-    let login = {
-        let config = config.clone();
-        let mut browser = browser.clone();
-        tokio::spawn(async move {
-            let req = browser.begin(&config);
-            req.rotate_session().unwrap();
-            browser.finish(&req, true).await;
-            browser
-        })
-    };
-    let readers: Vec<_> = views
-        .iter()
-        .cloned()
-        .map(|view| {
-            let (config, mut browser) = (config.clone(), old_jar.clone());
-            tokio::spawn(async move { read(&mut browser, &config, &view).await })
-        })
-        .collect();
-    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
-    for reader in readers {
-        for text in reader.await.unwrap() {
-            *shown.entry(text).or_default() += 1;
-        }
-    }
-    let mut browser = login.await.unwrap();
-    for view in &views {
-        for text in read(&mut browser, &config, view).await {
-            *shown.entry(text).or_default() += 1;
-        }
-    }
-    let expected: BTreeMap<String, usize> = (0..VIEWS)
-        .flat_map(|i| (0..3).map(move |j| (format!("v{i}.{j}"), 1)))
-        .collect();
-    assert_eq!(shown, expected, "every message exactly once");
 }
 
 fn cookie_store() -> CookieStore {
@@ -179,7 +43,7 @@ macro_rules! on_every_storage {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn fixation_is_defeated_by_rotation() {
                 let Some(config) = $make.await else { return };
-                super::fixation_is_defeated_by_rotation(config).await;
+                security::fixation_is_defeated_by_rotation(&config).await;
             }
         }
     )*};
@@ -208,9 +72,9 @@ mod concurrent {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn memory() {
         for _ in 0..20 {
-            rotation_under_concurrent_requests_loses_and_repeats_nothing(MessagesConfig::new(
-                MemoryStore::new(),
-            ))
+            security::rotation_under_concurrent_requests_loses_and_repeats_nothing(
+                &MessagesConfig::new(MemoryStore::new()),
+            )
             .await;
         }
     }
@@ -222,9 +86,9 @@ mod concurrent {
         };
         let store = Arc::new(store);
         for _ in 0..10 {
-            rotation_under_concurrent_requests_loses_and_repeats_nothing(MessagesConfig::new(
-                Arc::clone(&store),
-            ))
+            security::rotation_under_concurrent_requests_loses_and_repeats_nothing(
+                &MessagesConfig::new(Arc::clone(&store)),
+            )
             .await;
         }
     }
@@ -236,9 +100,9 @@ mod concurrent {
         };
         let store = Arc::new(store);
         for _ in 0..5 {
-            rotation_under_concurrent_requests_loses_and_repeats_nothing(MessagesConfig::new(
-                Arc::clone(&store),
-            ))
+            security::rotation_under_concurrent_requests_loses_and_repeats_nothing(
+                &MessagesConfig::new(Arc::clone(&store)),
+            )
             .await;
         }
     }
@@ -351,7 +215,9 @@ async fn a_flood_from_one_session_leaves_other_sessions_messages_in_place() {
     let mut others: Vec<Browser> = Vec::new();
     for i in 0..200 {
         let mut other = Browser::new();
-        add(&mut other, &config, &SETTINGS, &format!("other {i}")).await;
+        other
+            .add(&config, &SETTINGS, &[&format!("other {i}")])
+            .await;
         others.push(other);
     }
     // One browser posts 200 notes to 100 views, over and over.
@@ -369,7 +235,7 @@ async fn a_flood_from_one_session_leaves_other_sessions_messages_in_place() {
     }
     for (i, other) in others.iter_mut().enumerate() {
         assert_eq!(
-            read(other, &config, &SETTINGS).await,
+            other.read(&config, &SETTINGS).await,
             [format!("other {i}")],
             "another session's message was evicted"
         );

@@ -9,7 +9,7 @@
 //! sessions swept by later writes, undecodable rows, the schema and its checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -496,90 +496,6 @@ async fn retirement_ends_after_the_idle_ttl(store: &Sql, ttl: Duration) {
     assert_eq!(texts(&store.take(&from, &A).await.unwrap()), ["later"]);
 }
 
-/// The fixation attack through requests: the key planted in the victim's browser sees
-/// nothing of the victim's after login, and what the attacker adds under it never
-/// reaches the victim.
-async fn fixation_is_defeated_by_rotation(config: &MessagesConfig) {
-    let mut attacker = Browser::new();
-    attacker.add(config, &A, &["attacker's own"]).await;
-    assert_eq!(attacker.read(config, &A).await, ["attacker's own"]);
-    let planted = attacker.cookie("messages_session").unwrap().to_owned();
-
-    let mut victim = Browser::new();
-    victim.set("messages_session", planted.clone());
-    victim.add(config, &A, &["saved before login"]).await;
-    victim.add(config, &B, &["pending"]).await;
-    let login = victim.begin(config);
-    let fresh = login.rotate_session().unwrap();
-    login
-        .context(&B)
-        .add_message(Message::success("Welcome, victim."));
-    victim.finish(&login, true).await;
-    assert_eq!(victim.cookie("messages_session"), Some(fresh.as_str()));
-
-    assert!(attacker.read(config, &B).await.is_empty());
-    attacker.add(config, &B, &["Click evil.example"]).await;
-    assert_eq!(attacker.cookie("messages_session"), Some(planted.as_str()));
-    assert_eq!(
-        victim.read(config, &B).await,
-        ["pending", "Welcome, victim."]
-    );
-    assert_eq!(victim.read(config, &A).await, ["saved before login"]);
-}
-
-/// A browser with messages pending on many views rotates its session while other
-/// requests of it, still carrying the old key, read those views: each message is shown
-/// exactly once.
-async fn rotation_under_concurrent_requests_loses_and_repeats_nothing(config: &MessagesConfig) {
-    const VIEWS: usize = 12;
-    let views: Vec<ViewId> = (0..VIEWS)
-        .map(|i| ViewId::new(format!("app::v{i}")).unwrap())
-        .collect();
-    let mut browser = Browser::new();
-    let req = browser.begin(config);
-    for (i, view) in views.iter().enumerate() {
-        for j in 0..3 {
-            req.context(view)
-                .add_message(Message::info(format!("v{i}.{j}")));
-        }
-    }
-    browser.finish(&req, true).await;
-    let old_jar = browser.clone();
-    let login = {
-        let (config, mut browser) = (config.clone(), browser.clone());
-        tokio::spawn(async move {
-            let req = browser.begin(&config);
-            req.rotate_session().unwrap();
-            browser.finish(&req, true).await;
-            browser
-        })
-    };
-    let readers: Vec<_> = views
-        .iter()
-        .cloned()
-        .map(|view| {
-            let (config, mut browser) = (config.clone(), old_jar.clone());
-            tokio::spawn(async move { browser.read(&config, &view).await })
-        })
-        .collect();
-    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
-    for reader in readers {
-        for text in reader.await.unwrap() {
-            *shown.entry(text).or_default() += 1;
-        }
-    }
-    let mut browser = login.await.unwrap();
-    for view in &views {
-        for text in browser.read(config, view).await {
-            *shown.entry(text).or_default() += 1;
-        }
-    }
-    let expected: BTreeMap<String, usize> = (0..VIEWS)
-        .flat_map(|i| (0..3).map(move |j| (format!("v{i}.{j}"), 1)))
-        .collect();
-    assert_eq!(shown, expected, "every message exactly once");
-}
-
 /// Writers adding and readers taking one context at once — plain takes, and leased
 /// takes that settle — lose nothing and deliver nothing twice; each take keeps every
 /// writer's order.
@@ -938,7 +854,7 @@ macro_rules! sql_store_tests {
                 let Some(store) = $make(table("rotation")).await else {
                     return;
                 };
-                super::fixation_is_defeated_by_rotation(&MessagesConfig::new(store)).await;
+                messages_tests::security::fixation_is_defeated_by_rotation(&MessagesConfig::new(store)).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -948,7 +864,7 @@ macro_rules! sql_store_tests {
                 };
                 let config = MessagesConfig::new(store);
                 for _ in 0..10 {
-                    super::rotation_under_concurrent_requests_loses_and_repeats_nothing(&config)
+                    messages_tests::security::rotation_under_concurrent_requests_loses_and_repeats_nothing(&config)
                         .await;
                 }
             }
