@@ -4,7 +4,7 @@
 //! axum integration: the middleware begins every request's messages from its `Cookie`
 //! headers (no I/O), puts the [`Messages`] into the request extensions, and commits them
 //! when the handler has returned its response, writing what
-//! [`Committed`] says: the `Set-Cookie` headers (none when
+//! [`Committed`](crate::request::Committed) says: the `Set-Cookie` headers (none when
 //! nothing changed) and, when the request read or wrote messages, `Vary: Cookie` and
 //! `Cache-Control: private`. A request that never touches messages gets no header at all,
 //! so a side request (a favicon, an XHR) never wipes or rewrites anything.
@@ -70,10 +70,10 @@ use std::rc::Rc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderMap, HeaderValue, SET_COOKIE, VARY};
+use actix_web::http::header::{COOKIE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 
-use crate::request::Committed;
+use crate::request::ResponseHeaders;
 use crate::{Messages, MessagesConfig};
 
 /// The middleware that gives every request its [`Messages`] and commits them on the
@@ -169,36 +169,36 @@ where
             // An error here drops the guard, which commits as a failure.
             let mut response = response.await?;
             let success = !response.status().is_server_error();
-            write(&guard.commit(success).await, response.headers_mut());
+            guard
+                .commit(success)
+                .await
+                .write_to(&mut ActixHeaders(response.headers_mut()));
             Ok(response)
         })
     }
 }
 
-/// Writes what the commit asks of actix's response headers (core's header policy).
-fn write(committed: &Committed, headers: &mut HeaderMap) {
-    for cookie in &committed.set_cookie {
-        match HeaderValue::from_str(cookie) {
-            Ok(value) => headers.append(SET_COOKIE, value),
-            Err(e) => {
-                tracing::error!(error = %e, "messages: Set-Cookie value refused, cookie not sent");
-            }
-        }
+/// actix's response headers, for core's header policy
+/// ([`Committed::write_to`](crate::request::Committed::write_to)).
+struct ActixHeaders<'a>(&'a mut HeaderMap);
+
+impl ResponseHeaders for ActixHeaders<'_> {
+    fn values(&self, name: &'static str) -> Vec<Option<&str>> {
+        self.0.get_all(name).map(|v| v.to_str().ok()).collect()
     }
-    if committed.vary_cookie(headers.get_all(VARY).filter_map(|v| v.to_str().ok())) {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+
+    fn append(&mut self, name: &'static str, value: &str) -> bool {
+        HeaderValue::from_str(value).is_ok_and(|v| {
+            self.0.append(HeaderName::from_static(name), v);
+            true
+        })
     }
-    let existing = headers.get_all(CACHE_CONTROL).filter_map(|v| {
-        let text = v.to_str().ok();
-        if text.is_none() {
-            tracing::warn!("messages: non-ASCII Cache-Control value dropped");
-        }
-        text
-    });
-    if let Some(value) = committed.cache_control(existing) {
-        let value =
-            HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("private"));
-        headers.insert(CACHE_CONTROL, value);
+
+    fn replace(&mut self, name: &'static str, value: &str) -> bool {
+        HeaderValue::from_str(value).is_ok_and(|v| {
+            self.0.insert(HeaderName::from_static(name), v);
+            true
+        })
     }
 }
 

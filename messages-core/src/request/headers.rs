@@ -6,7 +6,6 @@
 //! other directives kept, so no shared cache serves one person's messages to another. A
 //! response that did not touch messages is left alone.
 
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue};
 
 use super::Committed;
@@ -84,34 +83,68 @@ impl Committed {
     /// assert_eq!(headers["vary"], "Cookie");
     /// ```
     pub fn apply(&self, headers: &mut HeaderMap) {
+        self.write_to(headers);
+    }
+
+    /// Writes everything through an adapter's [`ResponseHeaders`]: the `Set-Cookie`
+    /// headers, and for a response that used messages `Vary: Cookie` and the private
+    /// `Cache-Control`. A value the header type refuses is logged and left out; a
+    /// non-ASCII `Cache-Control` value is dropped with a warning.
+    pub fn write_to(&self, headers: &mut impl ResponseHeaders) {
         for cookie in &self.set_cookie {
-            match HeaderValue::try_from(cookie.as_str()) {
-                Ok(value) => {
-                    headers.append(SET_COOKIE, value);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "messages: Set-Cookie value refused, cookie not sent");
-                }
+            if !headers.append("set-cookie", cookie) {
+                tracing::error!("messages: Set-Cookie value refused, cookie not sent");
             }
         }
         if !self.touched {
             return;
         }
-        if self.vary_cookie(headers.get_all(VARY).iter().filter_map(|v| v.to_str().ok())) {
-            headers.append(VARY, HeaderValue::from_static("Cookie"));
+        let vary = headers.values("vary");
+        if self.vary_cookie(vary.iter().flatten().copied()) {
+            headers.append("vary", "Cookie");
         }
-        let existing = headers.get_all(CACHE_CONTROL).iter().filter_map(|v| {
-            let text = v.to_str().ok();
-            if text.is_none() {
-                tracing::warn!("messages: non-ASCII Cache-Control value dropped");
-            }
-            text
-        });
-        if let Some(value) = self.cache_control(existing) {
-            let value = HeaderValue::try_from(value)
-                .unwrap_or_else(|_| HeaderValue::from_static("private"));
-            headers.insert(CACHE_CONTROL, value);
+        let existing = headers.values("cache-control");
+        if existing.iter().any(Option::is_none) {
+            tracing::warn!("messages: non-ASCII Cache-Control value dropped");
         }
+        if let Some(value) = self.cache_control(existing.iter().flatten().copied())
+            && !headers.replace("cache-control", &value)
+        {
+            headers.replace("cache-control", "private");
+        }
+    }
+}
+
+/// A response's headers as a framework adapter sees them, so that
+/// [`Committed::write_to`] holds the whole header policy once. Implemented for
+/// [`http::HeaderMap`]; the actix-web adapter implements it for actix's header map.
+pub trait ResponseHeaders {
+    /// The values of the header `name` (lower case), in order; `None` for a value that
+    /// is not visible ASCII.
+    fn values(&self, name: &'static str) -> Vec<Option<&str>>;
+    /// Appends `name: value`; false if the header type refuses the value.
+    fn append(&mut self, name: &'static str, value: &str) -> bool;
+    /// Replaces every `name` header with one `name: value`; false if refused.
+    fn replace(&mut self, name: &'static str, value: &str) -> bool;
+}
+
+impl ResponseHeaders for HeaderMap {
+    fn values(&self, name: &'static str) -> Vec<Option<&str>> {
+        self.get_all(name).iter().map(|v| v.to_str().ok()).collect()
+    }
+
+    fn append(&mut self, name: &'static str, value: &str) -> bool {
+        HeaderValue::try_from(value).is_ok_and(|v| {
+            HeaderMap::append(self, name, v);
+            true
+        })
+    }
+
+    fn replace(&mut self, name: &'static str, value: &str) -> bool {
+        HeaderValue::try_from(value).is_ok_and(|v| {
+            self.insert(name, v);
+            true
+        })
     }
 }
 
@@ -138,6 +171,8 @@ fn split_directives(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use http::header::{CACHE_CONTROL, VARY};
 
     use super::*;
 

@@ -60,6 +60,7 @@ mod view;
 pub use commit::{CommitGuard, Committed};
 pub use config::MessagesConfig;
 pub use cookie::{CookieSettings, CookieStore, SameSite};
+pub use headers::ResponseHeaders;
 pub use identity::{Incoming, SessionChange, SessionCookie, SessionSource};
 pub use storage::Storage;
 pub use view::{MessageList, ViewMessages};
