@@ -75,18 +75,22 @@
 //! `Session` in the request (a layer that provides none) every request answers `500`
 //! and logs why.
 //!
-//! ```rust,ignore
+//! ```
+//! use axum::{Router, routing::get};
 //! use messages_core::tower_sessions::{SessionMessagesLayer, TowerSessionsIdentity};
 //! use messages_core::{MemoryStore, MessagesConfig};
 //! use tower_sessions::{MemoryStore as SessionStore, SessionManagerLayer};
 //!
+//! # fn main() -> messages_core::Result<()> {
 //! let sessions = SessionManagerLayer::new(SessionStore::default());
-//! let identity = TowerSessionsIdentity::new(std::env::var("MESSAGES_SECRET")?)?; // ≥ 32 bytes
-//! let messages = SessionMessagesLayer::new(MessagesConfig::new(MemoryStore::new()), identity, sessions)?;
-//! let app = axum::Router::new()
-//!     .route("/settings", get(settings).post(save_settings))
-//!     .route("/login", post(login)) // session.cycle_id(): pending messages follow
-//!     .layer(messages);            // instead of .layer(sessions) and MessagesLayer
+//! // Your secret (at least 32 bytes), the same in every process and across restarts.
+//! let identity = TowerSessionsIdentity::new([7u8; 32])?;
+//! let messages =
+//!     SessionMessagesLayer::new(MessagesConfig::new(MemoryStore::new()), identity, sessions)?;
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" })) // and /login calling session.cycle_id()
+//!     .layer(messages); // instead of .layer(sessions) and MessagesLayer
+//! # Ok(()) }
 //! ```
 //!
 //! # Limits
