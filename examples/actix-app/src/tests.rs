@@ -28,6 +28,7 @@ fn views_have_the_contract_ids() {
         view_of!(dashboard_json),
         view_of!(add_notes),
         view_of!(start_import),
+        view_of!(login),
     ] {
         assert_eq!(shares, view_of!(dashboard));
     }

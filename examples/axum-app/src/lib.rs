@@ -198,6 +198,7 @@ mod tests {
             view_of!(dashboard_json),
             view_of!(add_notes),
             view_of!(start_import),
+            view_of!(login),
         ] {
             assert_eq!(shares, view_of!(dashboard));
         }
