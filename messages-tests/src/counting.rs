@@ -219,4 +219,9 @@ impl MessageStore for CountingStore {
         hit(&self.counters.clear_session);
         self.inner.rotate(from, to).await
     }
+
+    /// Not counted: a subscription, no store round trip.
+    fn watch(&self, s: &SessionKey, v: &ViewId) -> Option<messages_core::live::Watch> {
+        self.inner.watch(s, v)
+    }
 }

@@ -8,6 +8,7 @@ use super::identity::{SessionCookie, SessionSource};
 use super::state::State;
 use super::storage::Storage;
 use super::{Messages, RequestInner};
+use crate::live::{LiveOptions, Registry};
 use crate::{Level, MessageStore, Result};
 
 /// Default bound on the messages one request may queue for one view.
@@ -22,6 +23,8 @@ pub(crate) struct ConfigInner {
     default_source: SessionCookie,
     pub(crate) min_level: Level,
     pub(crate) queue_cap: usize,
+    /// The open live streams and their bounds (shared by clones of the configuration).
+    pub(crate) live: Arc<Registry>,
 }
 
 impl ConfigInner {
@@ -64,6 +67,7 @@ impl MessagesConfig {
                 cookies,
                 min_level: Level::INFO,
                 queue_cap: QUEUE_CAP,
+                live: Arc::new(Registry::new(LiveOptions::default())),
             }),
         }
     }
@@ -104,6 +108,45 @@ impl MessagesConfig {
     pub fn queue_cap(mut self, cap: usize) -> MessagesConfig {
         Arc::make_mut(&mut self.inner).queue_cap = cap.max(1);
         self
+    }
+
+    /// Bounds and timings of live streams ([`live`](crate::live)); the default is
+    /// [`LiveOptions::default`]. Call it before serving: streams opened earlier keep the
+    /// old bounds.
+    ///
+    /// ```
+    /// use messages_core::live::LiveOptions;
+    /// use messages_core::{MemoryStore, MessagesConfig};
+    ///
+    /// let config = MessagesConfig::new(MemoryStore::new())
+    ///     .live_options(LiveOptions { per_session: 2, ..LiveOptions::default() })?;
+    /// assert_eq!(config.live_streams(), 0);
+    /// assert!(MessagesConfig::new(MemoryStore::new())
+    ///     .live_options(LiveOptions { total: 0, ..LiveOptions::default() })
+    ///     .is_err());
+    /// # Ok::<(), messages_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a zero bound or a zero or
+    /// over-an-hour interval.
+    pub fn live_options(mut self, options: LiveOptions) -> Result<MessagesConfig> {
+        options.validate()?;
+        Arc::make_mut(&mut self.inner).live = Arc::new(Registry::new(options));
+        Ok(self)
+    }
+
+    /// Ends every open live stream and refuses new ones
+    /// ([`LiveRefused::ShuttingDown`](crate::live::LiveRefused::ShuttingDown)): call it
+    /// when a graceful shutdown starts, since a server waits for open responses and a
+    /// live stream never ends by itself.
+    pub fn close_live_streams(&self) {
+        self.inner.live.close_all();
+    }
+
+    /// How many live streams are open.
+    pub fn live_streams(&self) -> usize {
+        self.inner.live.open_streams()
     }
 
     /// The cookie settings in force.

@@ -115,6 +115,56 @@ impl Messages {
         ViewMessages::new(self.clone(), view.as_ref().clone())
     }
 
+    /// Opens a live stream of `view`'s messages for this request's session (made now,
+    /// with its cookie on this response, if the visitor has none): see
+    /// [`live`](crate::live). `last_event_id` is the request's `Last-Event-ID` header.
+    /// The framework adapters serve it (`messages_core::axum::live_response`,
+    /// `messages_core::actix::live_response`).
+    ///
+    /// ```
+    /// use messages_core::live::LiveEvent;
+    /// use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = MessagesConfig::new(MemoryStore::new());
+    /// let dashboard = ViewId::from_static("app::dashboard");
+    /// let request = config.begin([]);
+    /// let mut stream = request.live(&dashboard, None).unwrap();
+    ///
+    /// // A background job adds to the session: the stream takes it at once.
+    /// let store = config.server_store().unwrap();
+    /// store.add(stream.session(), &dashboard, Message::info("Import finished")).await.unwrap();
+    /// let Some(LiveEvent::Message(m)) = stream.next().await else { panic!() };
+    /// assert_eq!(m.text(), "Import finished");
+    /// assert_eq!(store.count(stream.session(), &dashboard).await.unwrap(), 0);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`LiveRefused`](crate::live::LiveRefused): no server store, too many streams,
+    /// shutting down, or no session key could be made.
+    pub fn live(
+        &self,
+        view: impl AsRef<ViewId>,
+        last_event_id: Option<&str>,
+    ) -> std::result::Result<crate::live::LiveStream, crate::live::LiveRefused> {
+        use crate::live::LiveRefused;
+        let config = &self.inner.config;
+        let store = config
+            .storage
+            .server()
+            .cloned()
+            .ok_or(LiveRefused::NoServerStore)?;
+        let session = self.ensure_session().map_err(LiveRefused::Session)?;
+        crate::live::LiveStream::open(
+            &config.live,
+            store,
+            session,
+            view.as_ref().clone(),
+            last_event_id,
+        )
+    }
+
     /// The session key, if the request has one (or one was made during it).
     pub fn session(&self) -> Option<SessionKey> {
         self.state().session.clone()

@@ -83,6 +83,8 @@ pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     limits: MemoryLimits,
+    /// Wakes live streams on adds (in process).
+    live: crate::live::LiveHub,
 }
 
 #[derive(Debug, Default)]
@@ -264,6 +266,7 @@ impl MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             limits,
+            live: crate::live::LiveHub::new(),
         }
     }
 
@@ -414,6 +417,7 @@ impl MessageStore for MemoryStore {
         messages: Vec<Message>,
     ) -> Result<()> {
         self.insert(session, view, messages, Place::Back);
+        self.live.wake(session, view);
         Ok(())
     }
 
@@ -424,7 +428,12 @@ impl MessageStore for MemoryStore {
         messages: Vec<Message>,
     ) -> Result<()> {
         self.insert(session, view, messages, Place::Front);
+        self.live.wake(session, view);
         Ok(())
+    }
+
+    fn watch(&self, session: &SessionKey, view: &ViewId) -> Option<crate::live::Watch> {
+        Some(self.live.watch(session, view))
     }
 
     /// Atomic for the old key: its entry leaves the store and the key is retired (adds
@@ -445,6 +454,7 @@ impl MessageStore for MemoryStore {
             for (view, list) in views {
                 self.insert(to, &view, list, Place::Front);
             }
+            self.live.wake_session(to);
         }
         Ok(())
     }

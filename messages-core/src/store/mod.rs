@@ -243,6 +243,21 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// A subscription to the adds of a context, for live delivery
+    /// ([`live`](crate::live)): the [`Watch`](crate::live::Watch) is woken when messages
+    /// may have arrived, and the live stream then takes them with
+    /// [`take_leased`](MessageStore::take_leased). `None` (the default): this store has
+    /// no change feed, and live streams poll it every
+    /// [`poll_interval`](crate::live::LiveOptions::poll_interval).
+    ///
+    /// A store implements it with a [`LiveHub`](crate::live::LiveHub): it hands out the
+    /// hub's watches and wakes the hub on every add that may reach this process. A missed
+    /// wake delays a message until the stream's next keep-alive, which also polls.
+    fn watch(&self, session: &SessionKey, view: &ViewId) -> Option<crate::live::Watch> {
+        let _ = (session, view);
+        None
+    }
+
     /// This store behind an `Arc`, without a second `Arc` around one that is already
     /// shared. Not for overriding.
     #[doc(hidden)]
@@ -295,6 +310,9 @@ macro_rules! forward_store {
             }
             async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
                 (**self).rotate(from, to).await
+            }
+            fn watch(&self, s: &SessionKey, v: &ViewId) -> Option<crate::live::Watch> {
+                (**self).watch(s, v)
             }
             fn into_shared(self) -> Arc<dyn MessageStore> {
                 self

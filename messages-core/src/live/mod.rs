@@ -1,0 +1,508 @@
+//! Live delivery: a view's messages pushed to the page that is open on it, as they
+//! arrive, exactly once across tabs.
+//!
+//! [`Messages::live`](crate::Messages::live) turns this request's (session, view) into a
+//! [`LiveStream`]; the framework adapters serve it as Server-Sent Events
+//! (`messages_core::axum::live_response`, `messages_core::actix::live_response`), one
+//! event per message:
+//!
+//! ```text
+//! id: 00000000000000070b9c6f0e1d2a3b4c
+//! event: message
+//! data: {"id":"00000000000000070b9c6f0e1d2a3b4c","level":"info","text":"Import finished",…}
+//! ```
+//!
+//! The `data` is the message as [`Shown`](crate::present::Shown) JSON.
+//!
+//! # Exactly once
+//!
+//! A stream **takes** each message from the store when it pushes it
+//! ([`take_leased`](crate::MessageStore::take_leased)), so of two tabs open on one view
+//! exactly one shows it, and a page loaded afterwards does not. A message added while no
+//! stream is open stays in the store for the next page load. The store's change feed
+//! ([`MessageStore::watch`](crate::MessageStore::watch): in process for
+//! [`MemoryStore`](crate::MemoryStore), pub/sub for Redis, `LISTEN/NOTIFY` for
+//! Postgres) wakes the stream; a store without one is polled every
+//! [`poll_interval`](LiveOptions::poll_interval), and every stream also polls at each
+//! keep-alive, so a lost notification delays a message, never loses it.
+//!
+//! A message counts as delivered once its event was handed to the connection (the
+//! stream is polled for the next event): then its read lease is settled. Messages taken
+//! but not yet handed over when the connection closes are put back, in order. A
+//! reconnecting `EventSource` sends `Last-Event-ID`; a message with that id that comes
+//! back (its settle failed and its lease ran out) is not sent again.
+//!
+//! # Bounds
+//!
+//! At most [`per_session`](LiveOptions::per_session) streams per session (a new one
+//! closes that session's oldest: a reloaded tab replaces its stream) and
+//! [`total`](LiveOptions::total) in all (more are refused:
+//! [`LiveRefused::TooManyStreams`]); a keep-alive comment every
+//! [`keep_alive`](LiveOptions::keep_alive) notices closed connections;
+//! [`MessagesConfig::close_live_streams`](crate::MessagesConfig::close_live_streams) ends
+//! every stream for a graceful shutdown. With cookie-only storage there is nothing to
+//! push from ([`LiveRefused::NoServerStore`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::present::Shown;
+use crate::store::Lease;
+use crate::{Error, Message, MessageStore, Result, SessionKey, ViewId};
+
+mod hub;
+
+pub use hub::{Interest, LiveHub, Watch};
+
+/// The SSE comment sent every [`keep_alive`](LiveOptions::keep_alive).
+pub const SSE_KEEP_ALIVE: &str = ": keep-alive\n\n";
+
+/// The `content-type` of a live stream.
+pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
+
+/// Bounds and timings of live streams; set with
+/// [`MessagesConfig::live_options`](crate::MessagesConfig::live_options).
+///
+/// ```
+/// use std::time::Duration;
+/// use messages_core::live::LiveOptions;
+///
+/// let options = LiveOptions { total: 20_000, ..LiveOptions::default() };
+/// assert_eq!(options.per_session, 8);
+/// assert_eq!(options.keep_alive, Duration::from_secs(15));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Most open streams of one session (default 8); a new one closes the oldest.
+    pub per_session: usize,
+    /// Most open streams in this process (default 10 000); more are refused.
+    pub total: usize,
+    /// How often an idle stream sends a keep-alive comment, and polls the store
+    /// (default 15 s).
+    pub keep_alive: Duration,
+    /// How often a stream polls a store without a change feed (default 1 s).
+    pub poll_interval: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            per_session: 8,
+            total: 10_000,
+            keep_alive: Duration::from_secs(15),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl LiveOptions {
+    /// Refuses zero bounds and a zero or over-an-hour interval.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let hour = Duration::from_secs(3600);
+        if self.per_session == 0 || self.total == 0 {
+            return Err(Error::Config(
+                "live streams: per_session and total must be at least 1".into(),
+            ));
+        }
+        for (name, d) in [
+            ("keep_alive", self.keep_alive),
+            ("poll_interval", self.poll_interval),
+        ] {
+            if d.is_zero() || d > hour {
+                return Err(Error::Config(format!(
+                    "live streams: {name} must be more than 0 and at most an hour"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a live stream was not opened. [`status`](LiveRefused::status) is the HTTP
+/// status to answer with; an `EventSource` does not retry on any of them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveRefused {
+    /// The storage has no server store (cookie-only): messages live in the browser's
+    /// cookie, which only a response can carry, so nothing can be pushed. `501`.
+    #[error("live delivery needs a server store; this app keeps messages in a cookie only")]
+    NoServerStore,
+    /// The process holds [`LiveOptions::total`] streams. `503`.
+    #[error("too many live streams are open")]
+    TooManyStreams,
+    /// [`close_live_streams`](crate::MessagesConfig::close_live_streams) was called. `503`.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// No session key could be made for a visitor without one. `500`.
+    #[error(transparent)]
+    Session(Error),
+}
+
+impl LiveRefused {
+    /// The HTTP status to answer with.
+    ///
+    /// ```
+    /// use messages_core::live::LiveRefused;
+    /// assert_eq!(LiveRefused::NoServerStore.status(), 501);
+    /// ```
+    pub fn status(&self) -> u16 {
+        match self {
+            LiveRefused::NoServerStore => 501,
+            LiveRefused::TooManyStreams | LiveRefused::ShuttingDown => 503,
+            LiveRefused::Session(_) => 500,
+        }
+    }
+}
+
+/// One event of a [`LiveStream`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveEvent {
+    /// A message for the view, now taken from the store.
+    Message(Message),
+    /// Nothing arrived for [`keep_alive`](LiveOptions::keep_alive).
+    KeepAlive,
+}
+
+impl LiveEvent {
+    /// The event in the SSE wire format: `id`, `event: message` and the [`Shown`] JSON
+    /// as `data` for a message, a comment for a keep-alive.
+    ///
+    /// ```
+    /// use messages_core::Message;
+    /// use messages_core::live::LiveEvent;
+    ///
+    /// let m = Message::info("Import finished");
+    /// let sse = LiveEvent::Message(m.clone()).to_sse();
+    /// assert!(sse.starts_with(&format!("id: {}\nevent: message\ndata: {{\"id\":", m.id())));
+    /// assert!(sse.ends_with("}\n\n"));
+    /// assert_eq!(LiveEvent::KeepAlive.to_sse(), ": keep-alive\n\n");
+    /// ```
+    pub fn to_sse(&self) -> String {
+        match self {
+            LiveEvent::Message(m) => {
+                // JSON escapes line breaks, so the data is one line.
+                let data = serde_json::to_string(&Shown::from(m)).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "messages: live event not serialized");
+                    "{}".to_owned()
+                });
+                format!("id: {}\nevent: message\ndata: {data}\n\n", m.id())
+            }
+            LiveEvent::KeepAlive => SSE_KEEP_ALIVE.to_owned(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The registry of open streams, one per configuration.
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    next_id: u64,
+    /// Per session, its streams oldest first, each with what ends it.
+    sessions: HashMap<SessionKey, VecDeque<(u64, Arc<Notify>)>>,
+}
+
+/// The open streams of one configuration, their bounds, and the shutdown switch.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    options: LiveOptions,
+    open: Mutex<Open>,
+    closing: watch::Sender<bool>,
+}
+
+impl Registry {
+    pub(crate) fn new(options: LiveOptions) -> Registry {
+        Registry {
+            options,
+            open: Mutex::new(Open::default()),
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn options(&self) -> &LiveOptions {
+        &self.options
+    }
+
+    pub(crate) fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub(crate) fn open_streams(&self) -> usize {
+        self.lock().total
+    }
+
+    /// A slot for a stream of `session`, closing the session's oldest when it is full.
+    fn register(self: &Arc<Registry>, session: &SessionKey) -> Result<Slot, LiveRefused> {
+        if *self.closing.borrow() {
+            return Err(LiveRefused::ShuttingDown);
+        }
+        let mut open = self.lock();
+        let streams = open.sessions.get(session).map_or(0, VecDeque::len);
+        if streams < self.options.per_session && open.total >= self.options.total {
+            return Err(LiveRefused::TooManyStreams);
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        let end = Arc::new(Notify::new());
+        let list = open.sessions.entry(session.clone()).or_default();
+        let mut replaced = 0;
+        while list.len() >= self.options.per_session {
+            if let Some((_, oldest)) = list.pop_front() {
+                // Stored as a permit if the stream is not waiting right now.
+                oldest.notify_one();
+                replaced += 1;
+            }
+        }
+        list.push_back((id, Arc::clone(&end)));
+        open.total = open.total + 1 - replaced;
+        Ok(Slot {
+            registry: Arc::clone(self),
+            session: session.clone(),
+            id,
+            end,
+            closing: self.closing.subscribe(),
+        })
+    }
+}
+
+/// A stream's place in the [`Registry`]; freed on drop.
+#[derive(Debug)]
+struct Slot {
+    registry: Arc<Registry>,
+    session: SessionKey,
+    id: u64,
+    end: Arc<Notify>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.registry.lock();
+        let Some(list) = open.sessions.get_mut(&self.session) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|(id, _)| *id != self.id);
+        let removed = before - list.len();
+        if list.is_empty() {
+            open.sessions.remove(&self.session);
+        }
+        open.total -= removed;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The stream.
+
+/// What ended a stream's wait.
+enum Woke {
+    End,
+    Store,
+    KeepAlive,
+}
+
+/// The live messages of one (session, view): what
+/// [`Messages::live`](crate::Messages::live) opens and an adapter serves as SSE.
+///
+/// Call [`next`](LiveStream::next) until it returns `None` (the stream was closed by a
+/// newer one of its session or by shutdown); each call also settles what the previous
+/// call handed out. Drop it when the connection closes: messages taken and not yet handed
+/// out go back to the store.
+#[derive(Debug)]
+pub struct LiveStream {
+    store: Arc<dyn MessageStore>,
+    session: SessionKey,
+    view: ViewId,
+    watch: Option<Watch>,
+    options: LiveOptions,
+    /// Taken, not yet handed out.
+    batch: VecDeque<Message>,
+    /// The lease of the batch, settled once the batch is handed out.
+    lease: Option<Lease>,
+    last_event_id: Option<String>,
+    /// Take before waiting again.
+    dirty: bool,
+    next_keep_alive: Instant,
+    slot: Slot,
+    ended: bool,
+}
+
+impl LiveStream {
+    pub(crate) fn open(
+        registry: &Arc<Registry>,
+        store: Arc<dyn MessageStore>,
+        session: SessionKey,
+        view: ViewId,
+        last_event_id: Option<&str>,
+    ) -> Result<LiveStream, LiveRefused> {
+        let slot = registry.register(&session)?;
+        // Watch before the first take, so an add between the two is not missed.
+        let watch = store.watch(&session, &view);
+        let options = *registry.options();
+        Ok(LiveStream {
+            store,
+            watch,
+            options,
+            batch: VecDeque::new(),
+            lease: None,
+            last_event_id: last_event_id
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && id.len() <= 64)
+                .map(str::to_owned),
+            dirty: true,
+            next_keep_alive: Instant::now() + options.keep_alive,
+            slot,
+            ended: false,
+            session,
+            view,
+        })
+    }
+
+    /// The session this stream delivers to.
+    pub fn session(&self) -> &SessionKey {
+        &self.session
+    }
+
+    /// The view this stream delivers.
+    pub fn view(&self) -> &ViewId {
+        &self.view
+    }
+
+    /// Whether the store wakes this stream (`false`: it polls).
+    pub fn is_notified(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    /// The next event: a message as soon as one is in the store for this context, or a
+    /// keep-alive when nothing came for [`keep_alive`](LiveOptions::keep_alive); `None`
+    /// once the stream is closed. Store errors are logged and retried after
+    /// [`poll_interval`](LiveOptions::poll_interval); they never end the stream.
+    ///
+    /// Cancel-safe between calls' awaits: a dropped call loses no message (a take in
+    /// flight is finished or, for a store with read leases, comes back with the lease).
+    pub async fn next(&mut self) -> Option<LiveEvent> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some(m) = self.batch.pop_front() {
+                return Some(LiveEvent::Message(m));
+            }
+            // Everything taken was handed out: it is delivered.
+            self.settle().await;
+            if self.dirty {
+                self.dirty = false;
+                match self.store.take_leased(&self.session, &self.view).await {
+                    Ok(taken) => {
+                        self.lease = taken.lease;
+                        let last = self.last_event_id.as_deref();
+                        self.batch = taken
+                            .messages
+                            .into_iter()
+                            .filter(|m| last != Some(m.id().to_string().as_str()))
+                            .collect();
+                        if !self.batch.is_empty() {
+                            continue;
+                        }
+                        self.settle().await;
+                    }
+                    Err(e) => {
+                        crate::request::log_store_error("live take", &e);
+                        let end = Arc::clone(&self.slot.end);
+                        let mut closing = self.slot.closing.clone();
+                        tokio::select! {
+                            biased;
+                            () = end.notified() => self.ended = true,
+                            _ = closing.wait_for(|closing| *closing) => self.ended = true,
+                            () = tokio::time::sleep(self.options.poll_interval) => self.dirty = true,
+                        }
+                        continue;
+                    }
+                }
+            }
+            let poll = self.options.poll_interval;
+            let end = Arc::clone(&self.slot.end);
+            let mut closing = self.slot.closing.clone();
+            let keep_alive_at = self.next_keep_alive;
+            let watch = &mut self.watch;
+            let woken = async {
+                match watch {
+                    Some(watch) => watch.changed().await,
+                    None => tokio::time::sleep(poll).await,
+                }
+            };
+            let woke = tokio::select! {
+                biased;
+                () = end.notified() => Woke::End,
+                _ = closing.wait_for(|closing| *closing) => Woke::End,
+                () = woken => Woke::Store,
+                () = tokio::time::sleep_until(keep_alive_at) => Woke::KeepAlive,
+            };
+            match woke {
+                Woke::End => self.ended = true,
+                Woke::Store => self.dirty = true,
+                Woke::KeepAlive => {
+                    self.next_keep_alive = Instant::now() + self.options.keep_alive;
+                    // Also a safety poll, for a notification the store's channel lost.
+                    self.dirty = true;
+                    return Some(LiveEvent::KeepAlive);
+                }
+            }
+        }
+    }
+
+    async fn settle(&mut self) {
+        if let Some(lease) = self.lease.take()
+            && let Err(e) = self.store.settle(&self.session, &self.view, lease).await
+        {
+            // The lease runs out and the messages come back; Last-Event-ID keeps the
+            // browser from seeing the last one twice.
+            crate::request::log_store_error("live settle", &e);
+        }
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        let unsent: Vec<Message> = self.batch.drain(..).collect();
+        let lease = self.lease.take();
+        if unsent.is_empty() && lease.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "messages: live stream dropped outside a tokio runtime; its unsent messages come back when their lease ends"
+            );
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let (session, view) = (self.session.clone(), self.view.clone());
+        runtime.spawn(async move {
+            if !unsent.is_empty()
+                && let Err(e) = store.put_back(&session, &view, unsent).await
+            {
+                crate::request::log_store_error("live put back", &e);
+                // Leave the lease unsettled: its messages come back when it ends.
+                return;
+            }
+            if let Some(lease) = lease
+                && let Err(e) = store.settle(&session, &view, lease).await
+            {
+                crate::request::log_store_error("live settle", &e);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
