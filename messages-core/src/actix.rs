@@ -73,8 +73,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 
+use crate::live::{LiveRefused, LiveStream, SSE_CONTENT_TYPE};
+use crate::present::{HX_TRIGGER, Htmx};
 use crate::request::ResponseHeaders;
-use crate::{Messages, MessagesConfig};
+use crate::{Messages, MessagesConfig, ViewId};
 
 /// The middleware that gives every request its [`Messages`] and commits them on the
 /// response. See the [module docs](self).
@@ -168,9 +170,10 @@ where
         Box::pin(async move {
             // An error here drops the guard, which commits as a failure.
             let mut response = response.await?;
-            let success = !response.status().is_server_error();
+            let status = response.status().as_u16();
+            let shows = ActixHeaders(response.headers_mut()).shows_messages(status);
             guard
-                .commit(success)
+                .commit(shows)
                 .await
                 .write_to(&mut ActixHeaders(response.headers_mut()));
             Ok(response)
@@ -241,6 +244,77 @@ impl ResponseError for MissingMessagesMiddleware {
     fn error_response(&self) -> HttpResponse {
         HttpResponse::InternalServerError().body(self.to_string())
     }
+}
+
+/// The `200` answer to an htmx request: the fragment as `text/html; charset=utf-8` and
+/// the messages in `HX-Trigger` (see [`ViewMessages::htmx`](crate::ViewMessages::htmx)).
+impl actix_web::Responder for Htmx {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        response.content_type("text/html; charset=utf-8");
+        if let Some(value) = self.hx_trigger.and_then(|v| HeaderValue::try_from(v).ok()) {
+            response.insert_header((HX_TRIGGER, value));
+        }
+        response.body(self.body)
+    }
+}
+
+/// Serves `view`'s messages to this request's session as Server-Sent Events, one
+/// `message` event per message as it arrives (see [`live`](crate::live)), with the
+/// request's `Last-Event-ID`; or the refusal's status with its reason as text.
+///
+/// ```
+/// use actix_web::{App, HttpRequest, HttpResponse, web};
+/// use messages_core::actix::{MessagesMiddleware, live_response};
+/// use messages_core::{MemoryStore, Messages, MessagesConfig, ViewId};
+///
+/// const DASHBOARD: ViewId = ViewId::from_static("app::dashboard");
+///
+/// async fn events(messages: Messages, req: HttpRequest) -> HttpResponse {
+///     live_response(&messages, &DASHBOARD, &req)
+/// }
+///
+/// let config = MessagesConfig::new(MemoryStore::new());
+/// let app = App::new()
+///     .route("/dashboard/events", web::get().to(events))
+///     .wrap(MessagesMiddleware::new(config.clone()));
+/// // At shutdown: config.close_live_streams(), so a graceful stop does not wait on them.
+/// ```
+pub fn live_response(
+    messages: &Messages,
+    view: impl AsRef<ViewId>,
+    request: &HttpRequest,
+) -> HttpResponse {
+    let last_event_id = request
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    match messages.live(view, last_event_id) {
+        Ok(stream) => sse(stream),
+        Err(refused) => refusal(&refused),
+    }
+}
+
+fn sse(stream: LiveStream) -> HttpResponse {
+    use futures_util::StreamExt as _;
+    let body = stream
+        .into_sse()
+        .map(|chunk| chunk.map(actix_web::web::Bytes::from));
+    HttpResponse::Ok()
+        .content_type(SSE_CONTENT_TYPE)
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}
+
+fn refusal(refused: &LiveRefused) -> HttpResponse {
+    let status =
+        StatusCode::from_u16(refused.logged_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(refused.to_string())
 }
 
 #[cfg(test)]

@@ -75,7 +75,10 @@ use http::request::Parts;
 use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
-use crate::{Messages, MessagesConfig};
+use crate::live::{LiveRefused, LiveStream, SSE_CONTENT_TYPE};
+use crate::present::{HX_TRIGGER, Htmx};
+use crate::request::ResponseHeaders as _;
+use crate::{Messages, MessagesConfig, ViewId};
 
 /// The tower layer that gives every request its [`Messages`] and commits them on
 /// the response. See the [module docs](self).
@@ -185,8 +188,10 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let mut response = inner.call(req).await?;
-                let success = !response.status().is_server_error();
-                guard.commit(success).await.apply(response.headers_mut());
+                let shows = response
+                    .headers()
+                    .shows_messages(response.status().as_u16());
+                guard.commit(shows).await.apply(response.headers_mut());
                 Ok(response)
             }),
         }
@@ -234,4 +239,76 @@ impl IntoResponse for MissingMessagesLayer {
     fn into_response(self) -> Response {
         (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
     }
+}
+
+/// The `200` answer to an htmx request: the fragment as `text/html; charset=utf-8` and
+/// the messages in `HX-Trigger` (see [`ViewMessages::htmx`](crate::ViewMessages::htmx)).
+impl IntoResponse for Htmx {
+    fn into_response(self) -> Response {
+        let mut response = (
+            [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            self.body,
+        )
+            .into_response();
+        if let Some(value) = self
+            .hx_trigger
+            .and_then(|v| http::HeaderValue::try_from(v).ok())
+        {
+            response.headers_mut().insert(HX_TRIGGER, value);
+        }
+        response
+    }
+}
+
+/// Serves `view`'s messages to this request's session as Server-Sent Events, one
+/// `message` event per message as it arrives (see [`live`](crate::live)), with the
+/// request's `Last-Event-ID`; or the refusal's status with its reason as text.
+///
+/// ```
+/// use axum::{Router, http::HeaderMap, response::Response, routing::get};
+/// use messages_core::axum::{MessagesLayer, live_response};
+/// use messages_core::{MemoryStore, Messages, MessagesConfig, ViewId};
+///
+/// const DASHBOARD: ViewId = ViewId::from_static("app::dashboard");
+///
+/// async fn events(messages: Messages, headers: HeaderMap) -> Response {
+///     live_response(&messages, &DASHBOARD, &headers)
+/// }
+///
+/// let config = MessagesConfig::new(MemoryStore::new());
+/// let app: Router = Router::new()
+///     .route("/dashboard/events", get(events))
+///     .layer(MessagesLayer::new(config.clone()));
+/// // At shutdown: config.close_live_streams(), so graceful shutdown does not wait on them.
+/// ```
+pub fn live_response(
+    messages: &Messages,
+    view: impl AsRef<ViewId>,
+    request_headers: &http::HeaderMap,
+) -> Response {
+    let last_event_id = request_headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    match messages.live(view, last_event_id) {
+        Ok(stream) => sse(stream),
+        Err(refused) => refusal(&refused),
+    }
+}
+
+fn sse(stream: LiveStream) -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, SSE_CONTENT_TYPE),
+            (http::header::CACHE_CONTROL, "no-cache"),
+            (http::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        ::axum::body::Body::from_stream(stream.into_sse()),
+    )
+        .into_response()
+}
+
+fn refusal(refused: &LiveRefused) -> Response {
+    let status =
+        StatusCode::from_u16(refused.logged_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, refused.to_string()).into_response()
 }

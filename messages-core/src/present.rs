@@ -199,6 +199,49 @@ impl serde_json::ser::Formatter for AsciiJson {
     }
 }
 
+/// A view's messages ready for an htmx request: the [`fragment`] as the body and the
+/// same messages in [`HX_TRIGGER`]. Made by [`ViewMessages::htmx`](crate::ViewMessages::htmx),
+/// which consumes them; the axum and actix-web adapters answer it as a `200` with
+/// `content-type: text/html; charset=utf-8` and the `HX-Trigger` header.
+///
+/// ```
+/// use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let config = MessagesConfig::new(MemoryStore::new());
+/// let request = config.begin([]);
+/// let notes = request.context(ViewId::from_static("app::notes"));
+/// notes.add_message(Message::info("Note added"));
+/// let htmx = notes.htmx(false).await;
+/// assert!(htmx.body.contains(">Note added</li>"));
+/// assert!(htmx.hx_trigger.as_deref().unwrap().contains(r#""text":"Note added""#));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Htmx {
+    /// The `<ul id="messages">` fragment.
+    pub body: String,
+    /// The `HX-Trigger` value, `None` if it could not be made (logged).
+    pub hx_trigger: Option<String>,
+    /// The messages shown.
+    pub messages: Vec<Shown>,
+}
+
+impl Htmx {
+    /// The fragment (with `oob`, for an out-of-band swap) and trigger of `messages`.
+    pub fn new(messages: Vec<Shown>, oob: bool) -> Htmx {
+        let hx_trigger = hx_trigger(&messages)
+            .inspect_err(|e| tracing::error!(error = %e, "messages: HX-Trigger not made"))
+            .ok();
+        Htmx {
+            body: fragment(&messages, oob),
+            hx_trigger,
+            messages,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

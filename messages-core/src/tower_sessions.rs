@@ -123,7 +123,9 @@ use tower::{Layer, Service};
 use tower_sessions_core::Session;
 use tower_sessions_core::session::Id;
 
-use crate::request::{CommitGuard, Incoming, SessionChange, SessionSource, log_store_error};
+use crate::request::{
+    CommitGuard, Incoming, ResponseHeaders as _, SessionChange, SessionSource, log_store_error,
+};
 use crate::{Error, MessageStore, Messages, MessagesConfig, Result, SessionKey};
 
 /// The one key this layer ever writes into a tower-sessions record (value `true`): when
@@ -609,7 +611,9 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let mut response = response.await?;
-            let success = !response.status().is_server_error();
+            let success = response
+                .headers()
+                .shows_messages(response.status().as_u16());
             let remap = shared
                 .after_handler(session, before, guard, success, response.headers_mut())
                 .await;

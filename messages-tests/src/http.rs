@@ -186,6 +186,40 @@ impl HttpClient {
     /// If the request is malformed or the server does not answer (test failures).
     #[allow(clippy::expect_used)]
     pub async fn send(&mut self, request: axum::http::request::Builder, body: String) -> Reply {
+        let (parts, body) = self.open(request, body).await.into_parts();
+        let bytes = body.collect().await.expect("the body arrives").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// `GET path` as an `EventSource` does (`Accept: text/event-stream`, and
+    /// `Last-Event-ID` when given), with this browser's cookies; the response's cookies go
+    /// into the jar when its headers arrive, and its events are read as they come.
+    pub async fn events(&mut self, path: &str, last_event_id: Option<&str>) -> EventStream {
+        let mut request = Request::get(path).header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let (parts, body) = self.open(request, String::new()).await.into_parts();
+        EventStream {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            buffer: String::new(),
+        }
+    }
+
+    /// Sends the request and keeps the cookies of the response's headers; the body is
+    /// the caller's to read.
+    #[allow(clippy::expect_used)]
+    async fn open(
+        &mut self,
+        request: axum::http::request::Builder,
+        body: String,
+    ) -> axum::http::Response<hyper::body::Incoming> {
         if let Some(jar) = &self.shared {
             self.cookies = lock(jar).clone();
         }
@@ -201,27 +235,109 @@ impl HttpClient {
             .request(request)
             .await
             .expect("the server answers");
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.expect("the body arrives").to_bytes();
-        let reply = Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        };
         // The jar applies Set-Cookie values as it does for a committed request.
         let mut committed = Committed::default();
-        committed.set_cookie = reply.all(SET_COOKIE.as_str());
+        committed.set_cookie = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
         self.cookies.apply(&committed);
         if let Some(jar) = &self.shared {
             lock(jar).apply(&committed);
         }
-        reply
+        response
     }
 
     /// The value of one cookie in the jar.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.jar.get(name).map(String::as_str)
     }
+}
+
+/// A Server-Sent Events response being read ([`HttpClient::events`]). Dropping it closes
+/// the connection, as closing a tab does.
+#[derive(Debug)]
+pub struct EventStream {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    body: hyper::body::Incoming,
+    buffer: String,
+}
+
+/// One event of an [`EventStream`]; comments (keep-alives) are skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `id` field.
+    pub id: Option<String>,
+    /// The `event` field (`message` when absent).
+    pub event: String,
+    /// The `data` lines, joined with `\n`.
+    pub data: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` when the stream ends or nothing comes `within`.
+    pub async fn next_within(&mut self, within: std::time::Duration) -> Option<SseEvent> {
+        tokio::time::timeout(within, self.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next event (waits as long as it takes), `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_event(&block) {
+                    return Some(event);
+                }
+            }
+            let frame = self.body.frame().await?.ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    /// The body read so far and not yet parsed (for failure messages).
+    pub fn pending(&self) -> &str {
+        &self.buffer
+    }
+}
+
+/// One SSE block; `None` for a comment-only block.
+fn parse_event(block: &str) -> Option<SseEvent> {
+    let mut event = SseEvent {
+        id: None,
+        event: "message".to_owned(),
+        data: String::new(),
+    };
+    let mut any = false;
+    for line in block.lines() {
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        any = true;
+        match field {
+            "id" => event.id = Some(value.to_owned()),
+            "event" => value.clone_into(&mut event.event),
+            "data" => {
+                if !event.data.is_empty() {
+                    event.data.push('\n');
+                }
+                event.data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+    any.then_some(event)
 }
 
 /// The jar, also after a tab panicked while holding it (its state is whole between

@@ -62,8 +62,9 @@ use actix_web::{
     App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Resource, Responder, guard,
     post, route, web,
 };
-use messages_core::actix::MessagesMiddleware;
+use messages_core::actix::{MessagesMiddleware, live_response};
 use messages_core::prelude::*;
+use messages_core::present::{HX_REQUEST, is_htmx};
 use messages_example_shared::{
     self as shared, FragmentQuery, LoginForm, NotesForm, RenderError, SettingsForm, Templates,
     shown,
@@ -121,6 +122,7 @@ pub fn configure(config: &MessagesConfig) -> impl FnOnce(&mut web::ServiceConfig
             .service(resource("/settings", "GET,HEAD,POST"))
             .service(get_resource("/dashboard", dashboard))
             .service(get_resource("/dashboard/messages", dashboard_fragment))
+            .service(get_resource("/dashboard/events", dashboard_events))
             .service(post_resource("/notes", add_notes))
             .service(post_resource("/jobs/import", start_import))
             .service(post_resource("/login", login))
@@ -257,10 +259,22 @@ async fn dashboard_json() -> HttpResponse {
     HttpResponse::Ok().json(shown(self.messages().await))
 }
 
+/// The dashboard's messages as they arrive (Server-Sent Events), taken when pushed.
 #[with_messages(view = dashboard)]
-async fn add_notes(Form(form): Form<NotesForm>) -> HttpResponse {
+async fn dashboard_events(req: HttpRequest) -> HttpResponse {
+    live_response(self.request(), self.view(), &req)
+}
+
+/// Adds the notes; an htmx request gets the dashboard's messages back at once (the
+/// fragment and `HX-Trigger`), any other a redirect to the dashboard.
+#[with_messages(view = dashboard)]
+async fn add_notes(req: HttpRequest, Form(form): Form<NotesForm>) -> HttpResponse {
     for message in form.messages() {
         self.add_message(message);
+    }
+    let hx_request = req.headers().get(HX_REQUEST).and_then(|v| v.to_str().ok());
+    if is_htmx(hx_request) {
+        return self.htmx(false).await.respond_to(&req);
     }
     see_other("/dashboard")
 }

@@ -21,11 +21,14 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Prints the listening line (with PORT=0, the port picked: tests read it).
     let Startup { listener, config } = startup_from_env().await?;
+    let live = config.clone();
     let server = messages_example_actix::server(listener, config)?;
     // Graceful on Ctrl-C, like the axum app: stop accepting, finish what is in flight.
+    // Live streams never end by themselves: close them first.
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
+        live.close_live_streams();
         handle.stop(true).await;
     });
     server.await?;

@@ -26,6 +26,7 @@ fn views_have_the_contract_ids() {
     for shares in [
         view_of!(dashboard_fragment),
         view_of!(dashboard_json),
+        view_of!(dashboard_events),
         view_of!(add_notes),
         view_of!(start_import),
         view_of!(login),

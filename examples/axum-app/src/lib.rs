@@ -19,13 +19,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use messages_core::axum::MessagesLayer;
+use messages_core::axum::{MessagesLayer, live_response};
 use messages_core::prelude::*;
+use messages_core::present::{HX_REQUEST, is_htmx};
 use messages_core::tower_sessions::{SessionMessagesLayer, TowerSessionsIdentity};
 use messages_example_shared::{
     self as shared, FragmentQuery, LoginForm, NotesForm, RenderError, SettingsForm, Templates,
@@ -77,6 +78,7 @@ fn routes(jobs: Option<Arc<dyn MessageStore>>) -> Router {
         .route("/settings", get(settings).post(save_settings))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/messages", get(dashboard_fragment))
+        .route("/dashboard/events", get(dashboard_events))
         .route("/notes", post(add_notes))
         .route("/jobs/import", post(start_import))
         .route("/login", post(login))
@@ -133,12 +135,24 @@ async fn dashboard_json() -> impl IntoResponse {
     Json(shown(self.messages().await))
 }
 
+/// The dashboard's messages as they arrive (Server-Sent Events), taken when pushed.
 #[with_messages(view = dashboard)]
-async fn add_notes(Form(form): Form<NotesForm>) -> Redirect {
+async fn dashboard_events(headers: HeaderMap) -> Response {
+    live_response(self.request(), self.view(), &headers)
+}
+
+/// Adds the notes; an htmx request gets the dashboard's messages back at once (the
+/// fragment and `HX-Trigger`), any other a redirect to the dashboard.
+#[with_messages(view = dashboard)]
+async fn add_notes(headers: HeaderMap, Form(form): Form<NotesForm>) -> Response {
     for message in form.messages() {
         self.add_message(message);
     }
-    Redirect::to("/dashboard")
+    let hx_request = headers.get(HX_REQUEST).and_then(|v| v.to_str().ok());
+    if is_htmx(hx_request) {
+        return self.htmx(false).await.into_response();
+    }
+    Redirect::to("/dashboard").into_response()
 }
 
 #[with_messages(view = dashboard)]
@@ -196,6 +210,7 @@ mod tests {
         for shares in [
             view_of!(dashboard_fragment),
             view_of!(dashboard_json),
+            view_of!(dashboard_events),
             view_of!(add_notes),
             view_of!(start_import),
             view_of!(login),

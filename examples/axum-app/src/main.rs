@@ -21,6 +21,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Prints the listening line (with PORT=0, the port picked: tests read it).
     let Startup { listener, config } = startup_from_env().await?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let live = config.clone();
     // MESSAGES_SESSION=tower-sessions: one cookie, the app's tower-sessions session.
     let app = match std::env::var("MESSAGES_SESSION").as_deref() {
         Ok("tower-sessions") => messages_example::app_with_tower_sessions(
@@ -34,8 +35,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     };
+    // Live streams never end by themselves: close them when the shutdown starts, or the
+    // graceful shutdown would wait for every open dashboard.
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            live.close_live_streams();
+        })
         .await?;
     Ok(())
 }

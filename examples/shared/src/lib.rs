@@ -23,12 +23,13 @@
 //! | `GET /settings` | a form (field `name`) and the settings view's messages |
 //! | `POST /settings` | adds success "Settings saved for {name}." to the settings view, `303` to `/settings` |
 //! | `GET /dashboard` | the dashboard view's messages, the notes form, the import button |
-//! | `POST /notes` | adds `count` (1..=200) info messages "{text} #{i}" to the dashboard view, `303` to `/dashboard` |
+//! | `POST /notes` | adds `count` (1..=200) info messages "{text} #{i}" to the dashboard view, `303` to `/dashboard`; with `HX-Request: true` instead a `200` whose body is the dashboard's `<ul id="messages">` fragment with every pending dashboard message, the new notes last (consumed), and whose `hx-trigger` header carries the same messages as `{"messages":[…]}` (items as in the JSON route; ASCII, non-ASCII as `\u` escapes) |
 //! | `POST /jobs/import` | a background task adds info "Import finished" to the dashboard view 300 ms later, `303` to `/dashboard` |
 //! | `POST /login` | (field `name`) rotates the session — a new session key, every pending message carried over on its own view, in order; the old key sees nothing afterwards, and what is added under it never reaches this browser — adds success "Welcome, {name}." to the dashboard view, `303` to `/dashboard` (a new `set-cookie` session value); a blank name adds error [`NAME_MISSING`] instead and rotates nothing |
 //! | `POST /logout` | ends the session (its messages are dropped, the session cookie removed), `303` to `/settings` |
 //! | `GET /api/dashboard/messages` | the dashboard view's messages as JSON (consuming, like the page) |
 //! | `GET /dashboard/messages` | only the `<ul id="messages">` fragment of the dashboard (consuming) |
+//! | `GET /dashboard/events` | `200` `text/event-stream`: each message of the dashboard view of this browser's session, as it arrives, as an event `message` whose `id` is the message id and whose `data` is the message's JSON (an item of the JSON route); a pushed message is consumed. A `: keep-alive` comment every 15 s. With cookie-only storage a `501` with a `text/plain` reason (see [Live](crate#live)) |
 //! | `GET /views` | the registry of message-bearing views as JSON: `id`, `name`, `file`, `line` |
 //! | `GET /static/app.css` | the stylesheet |
 //!
@@ -77,7 +78,7 @@
 //! | View | Id | Routes |
 //! |---|---|---|
 //! | `settings` | `messages_example::settings` ([`SETTINGS_VIEW`]) | `/settings` |
-//! | `dashboard` | `messages_example::dashboard` ([`DASHBOARD_VIEW`]) | `/dashboard`, `/dashboard/messages`, `/api/dashboard/messages`, `/notes`, `/jobs/import`, `/login` |
+//! | `dashboard` | `messages_example::dashboard` ([`DASHBOARD_VIEW`]) | `/dashboard`, `/dashboard/messages`, `/dashboard/events`, `/api/dashboard/messages`, `/notes`, `/jobs/import`, `/login` |
 //!
 //! Both apps bind their messages to these ids: the axum app derives them from its module
 //! path (`#[with_messages]` at the root of `messages_example`), the actix-web app states
@@ -113,6 +114,28 @@
 //! `GET /dashboard/messages?oob=true` adds `hx-swap-oob="true"` to the list, for a
 //! response that updates the messages beside its main target. The page itself needs no
 //! htmx: its "Check for new messages" button does the same with `fetch`.
+//!
+//! A form posted by htmx gets the messages back in the same response, with no redirect:
+//!
+//! ```html
+//! <form hx-post="/notes" hx-target="#messages" hx-swap="outerHTML">…</form>
+//! ```
+//!
+//! `POST /notes` with `HX-Request: true` answers the fragment (for `hx-target`) and the
+//! same messages in `HX-Trigger` (for a script: `document.body.addEventListener("messages",
+//! e => …e.detail.value…)`). A redirect (`303`) or an `HX-Redirect` response never
+//! consumes messages it read: they stay for the page it leads to.
+//!
+//! # Live
+//!
+//! The dashboard subscribes to `GET /dashboard/events` with `EventSource` and appends
+//! each pushed message to its list: "Import finished" appears without a reload. A pushed
+//! message is taken from the store, so of two open dashboards of one browser exactly one
+//! shows it, and a later page load does not; a message added while no dashboard is open
+//! waits for the next load. A reconnecting `EventSource` sends `Last-Event-ID`, and that
+//! message is not sent again. Each session keeps at most 8 streams (a new one closes its
+//! oldest), the process 10 000; at shutdown (Ctrl-C) both binaries close every stream
+//! first, so the graceful stop does not wait on them.
 //!
 //! # Start-up
 //!

@@ -7,7 +7,6 @@
 
 use messages_core::MessageList;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
-use serde::Serialize;
 
 const TEMPLATES: [(&str, &str); 4] = [
     ("base.html", include_str!("../templates/base.html")),
@@ -22,35 +21,16 @@ const TEMPLATES: [(&str, &str); 4] = [
 /// The page stylesheet, served at `GET /static/app.css`.
 pub const STYLESHEET: &str = include_str!("../static/app.css");
 
-/// One message as templates and the JSON endpoint see it: the level as its tag string.
-///
-/// Serialized (the JSON of `GET /api/dashboard/messages`) as
+/// One message as templates, the JSON endpoint, the live stream's events and
+/// `HX-Trigger` see it: messages-core's [`Shown`](messages_core::present::Shown), so every
+/// channel has one shape. Serialized (the JSON of `GET /api/dashboard/messages`) as
 /// `{"id","level","text","title","autoclose","tags","created_at"}`, in that order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShownMessage {
-    id: String,
-    level: &'static str,
-    text: String,
-    title: Option<String>,
-    autoclose: bool,
-    tags: Vec<String>,
-    created_at: u64,
-}
+pub use messages_core::present::Shown as ShownMessage;
 
 /// Turns a view's messages into what is shown; consumes them (they will not be shown
 /// again unless the response fails).
 pub fn shown(list: MessageList) -> Vec<ShownMessage> {
-    list.into_iter()
-        .map(|m| ShownMessage {
-            id: m.id().to_string(),
-            level: m.level_tag(),
-            text: m.text().to_owned(),
-            title: m.title().map(str::to_owned),
-            autoclose: m.is_autoclose(),
-            tags: m.tags().to_vec(),
-            created_at: m.created_at(),
-        })
-        .collect()
+    list.into_iter().map(ShownMessage::from).collect()
 }
 
 /// The template environment. Make one per application (or per worker) and share it.
@@ -187,5 +167,28 @@ mod tests {
         assert_eq!(empty, "<ul id=\"messages\">\n</ul>");
         let oob = t.fragment(&[], true).unwrap();
         assert!(oob.starts_with("<ul id=\"messages\" hx-swap-oob=\"true\">"));
+    }
+
+    /// The htmx answer of `POST /notes` (messages-core's fragment) and the template's
+    /// fragment of `GET /dashboard/messages` are one markup.
+    #[tokio::test]
+    async fn the_template_fragment_is_the_core_fragment() {
+        let t = Templates::new();
+        let msgs = shown(
+            list(vec![
+                Message::info("<b>&\"x\"</b> / 'q' é"),
+                Message::success("ok")
+                    .with_title("T'<\"")
+                    .with_autoclose(true),
+                Message::error("plain").with_title(""),
+            ])
+            .await,
+        );
+        for oob in [false, true] {
+            assert_eq!(
+                t.fragment(&msgs, oob).unwrap(),
+                messages_core::present::fragment(&msgs, oob)
+            );
+        }
     }
 }

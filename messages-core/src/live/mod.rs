@@ -26,11 +26,20 @@
 //! [`poll_interval`](LiveOptions::poll_interval), and every stream also polls at each
 //! keep-alive, so a lost notification delays a message, never loses it.
 //!
-//! A message counts as delivered once its event was handed to the connection (the
-//! stream is polled for the next event): then its read lease is settled. Messages taken
-//! but not yet handed over when the connection closes are put back, in order. A
-//! reconnecting `EventSource` sends `Last-Event-ID`; a message with that id that comes
-//! back (its settle failed and its lease ran out) is not sent again.
+//! A message counts as delivered once its event was handed to the connection **and** the
+//! server got to write it: after handing out events the stream returns to the server
+//! once (so it flushes them) before it settles their read lease. If that write fails —
+//! the browser is gone — the server drops the stream, and everything it took and did
+//! not deliver goes back to the store, in order, for the next page. A peer that closed
+//! its connection is only seen when a write to it fails, so before taking messages for
+//! a stream that has been idle, the stream writes a keep-alive comment and gives the
+//! peer's reset [`PROBE_GRACE`] to come back: a tab closed while idle loses nothing
+//! (`live::*::with_no_stream_open_the_next_page_shows_it` closes it on both
+//! frameworks). A connection that dies silently (no reset within the grace: a cable
+//! pulled, a far-away peer) can still swallow a message; the page's next reconnect does
+//! not get it back. A reconnecting `EventSource` sends `Last-Event-ID`; a message with
+//! that id that comes back (its settle failed and its lease ran out) is not sent
+//! again.
 //!
 //! # Bounds
 //!
@@ -58,8 +67,14 @@ mod hub;
 
 pub use hub::{Interest, LiveHub, Watch};
 
-/// The SSE comment sent every [`keep_alive`](LiveOptions::keep_alive).
+/// The SSE comment sent every [`keep_alive`](LiveOptions::keep_alive), and before a
+/// take that follows a wait (see [`PROBE_GRACE`]).
 pub const SSE_KEEP_ALIVE: &str = ": keep-alive\n\n";
+
+/// How long a stream waits after writing a keep-alive before it takes messages, so that
+/// a closed peer's reset arrives first and the write of the messages fails instead of
+/// vanishing (loopback and LAN round trips are well under it).
+pub const PROBE_GRACE: Duration = Duration::from_millis(25);
 
 /// The `content-type` of a live stream.
 pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
@@ -150,6 +165,19 @@ impl LiveRefused {
     /// assert_eq!(LiveRefused::NoServerStore.status(), 501);
     /// ```
     pub fn status(&self) -> u16 {
+        self.status_of()
+    }
+
+    /// For the adapters: logs a refusal that is the server's fault, and gives
+    /// [`status`](LiveRefused::status).
+    pub(crate) fn logged_status(&self) -> u16 {
+        if let LiveRefused::Session(e) = self {
+            crate::request::log_store_error("live session", e);
+        }
+        self.status_of()
+    }
+
+    fn status_of(&self) -> u16 {
         match self {
             LiveRefused::NoServerStore => 501,
             LiveRefused::TooManyStreams | LiveRefused::ShuttingDown => 503,
@@ -304,6 +332,18 @@ impl Drop for Slot {
 // ---------------------------------------------------------------------------------------
 // The stream.
 
+/// A stream's next step before it waits.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Nothing to take: wait.
+    Wait,
+    /// Woken after waiting: write a keep-alive, then take.
+    Probe,
+    /// Take the context's messages (after [`PROBE_GRACE`] when a keep-alive was just
+    /// written).
+    Take { grace: bool },
+}
+
 /// What ended a stream's wait.
 enum Woke {
     End,
@@ -327,11 +367,13 @@ pub struct LiveStream {
     options: LiveOptions,
     /// Taken, not yet handed out.
     batch: VecDeque<Message>,
+    /// Handed out, not yet known written (put back if the stream is dropped).
+    handed: Vec<Message>,
     /// The lease of the batch, settled once the batch is handed out.
     lease: Option<Lease>,
     last_event_id: Option<String>,
-    /// Take before waiting again.
-    dirty: bool,
+    /// What to do before waiting again.
+    step: Step,
     next_keep_alive: Instant,
     slot: Slot,
     ended: bool,
@@ -354,17 +396,31 @@ impl LiveStream {
             watch,
             options,
             batch: VecDeque::new(),
+            handed: Vec::new(),
             lease: None,
             last_event_id: last_event_id
                 .map(str::trim)
                 .filter(|id| !id.is_empty() && id.len() <= 64)
                 .map(str::to_owned),
-            dirty: true,
+            step: Step::Take { grace: false },
             next_keep_alive: Instant::now() + options.keep_alive,
             slot,
             ended: false,
             session,
             view,
+        })
+    }
+
+    /// The stream as SSE text chunks ([`LiveEvent::to_sse`]), ending when the stream
+    /// is closed: what an adapter puts in a streaming response body.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn into_sse(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> + Send + 'static
+    {
+        futures_util::stream::unfold(self, |mut stream| async move {
+            let event = stream.next().await?;
+            Some((Ok(event.to_sse()), stream))
         })
     }
 
@@ -396,37 +452,57 @@ impl LiveStream {
                 return None;
             }
             if let Some(m) = self.batch.pop_front() {
+                self.handed.push(m.clone());
                 return Some(LiveEvent::Message(m));
             }
-            // Everything taken was handed out: it is delivered.
-            self.settle().await;
-            if self.dirty {
-                self.dirty = false;
-                match self.store.take_leased(&self.session, &self.view).await {
-                    Ok(taken) => {
-                        self.lease = taken.lease;
-                        let last = self.last_event_id.as_deref();
-                        self.batch = taken
-                            .messages
-                            .into_iter()
-                            .filter(|m| last != Some(m.id().to_string().as_str()))
-                            .collect();
-                        if !self.batch.is_empty() {
+            if !self.handed.is_empty() || self.lease.is_some() {
+                // Return to the server once, so it writes what it was handed; a failed
+                // write drops this stream here, and Drop puts the messages back.
+                tokio::task::yield_now().await;
+                self.handed.clear();
+                self.settle().await;
+            }
+            match self.step {
+                Step::Wait => {}
+                Step::Probe => {
+                    // Idle until now: a closed peer is only seen by a failing write, so
+                    // write one and give its reset time to arrive before taking.
+                    self.step = Step::Take { grace: true };
+                    return Some(LiveEvent::KeepAlive);
+                }
+                Step::Take { grace } => {
+                    if grace {
+                        tokio::time::sleep(PROBE_GRACE).await;
+                    }
+                    self.step = Step::Wait;
+                    match self.store.take_leased(&self.session, &self.view).await {
+                        Ok(taken) => {
+                            self.lease = taken.lease;
+                            let last = self.last_event_id.as_deref();
+                            self.batch = taken
+                                .messages
+                                .into_iter()
+                                .filter(|m| last != Some(m.id().to_string().as_str()))
+                                .collect();
+                            if !self.batch.is_empty() {
+                                continue;
+                            }
+                            self.settle().await;
+                        }
+                        Err(e) => {
+                            crate::request::log_store_error("live take", &e);
+                            let end = Arc::clone(&self.slot.end);
+                            let mut closing = self.slot.closing.clone();
+                            tokio::select! {
+                                biased;
+                                () = end.notified() => self.ended = true,
+                                _ = closing.wait_for(|closing| *closing) => self.ended = true,
+                                () = tokio::time::sleep(self.options.poll_interval) => {
+                                        self.step = Step::Take { grace: false };
+                                    }
+                            }
                             continue;
                         }
-                        self.settle().await;
-                    }
-                    Err(e) => {
-                        crate::request::log_store_error("live take", &e);
-                        let end = Arc::clone(&self.slot.end);
-                        let mut closing = self.slot.closing.clone();
-                        tokio::select! {
-                            biased;
-                            () = end.notified() => self.ended = true,
-                            _ = closing.wait_for(|closing| *closing) => self.ended = true,
-                            () = tokio::time::sleep(self.options.poll_interval) => self.dirty = true,
-                        }
-                        continue;
                     }
                 }
             }
@@ -450,11 +526,12 @@ impl LiveStream {
             };
             match woke {
                 Woke::End => self.ended = true,
-                Woke::Store => self.dirty = true,
+                Woke::Store => self.step = Step::Probe,
                 Woke::KeepAlive => {
                     self.next_keep_alive = Instant::now() + self.options.keep_alive;
-                    // Also a safety poll, for a notification the store's channel lost.
-                    self.dirty = true;
+                    // Also a safety poll, for a notification the store's channel lost;
+                    // this keep-alive is its probe.
+                    self.step = Step::Take { grace: true };
                     return Some(LiveEvent::KeepAlive);
                 }
             }
@@ -474,7 +551,9 @@ impl LiveStream {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        let unsent: Vec<Message> = self.batch.drain(..).collect();
+        // Handed out but not known written, then not handed out: in order.
+        let mut unsent = std::mem::take(&mut self.handed);
+        unsent.extend(self.batch.drain(..));
         let lease = self.lease.take();
         if unsent.is_empty() && lease.is_none() {
             return;

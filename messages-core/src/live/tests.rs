@@ -117,7 +117,60 @@ async fn dropping_a_stream_midway_puts_the_unsent_back_in_order() {
         .iter()
         .map(|m| m.text().to_owned())
         .collect();
-    assert_eq!(left, ["two", "three"], "\"one\" was handed out: delivered");
+    assert_eq!(
+        left,
+        ["one", "two", "three"],
+        "\"one\" was handed out but never known written"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_the_server_got_to_write_is_delivered() {
+    let config = config(LiveOptions::default());
+    let request = config.begin([]);
+    let session = request.ensure_session().unwrap();
+    let store = config.server_store().unwrap();
+    store
+        .add(&session, &VIEW, Message::info("one"))
+        .await
+        .unwrap();
+    let mut stream = request.live(VIEW, None).unwrap();
+    assert_eq!(text(stream.next().await), "one");
+    // The server asks for more (it wrote "one"), the stream waits: "one" is delivered.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), stream.next())
+            .await
+            .is_err()
+    );
+    drop(stream);
+    tokio::task::yield_now().await;
+    assert!(store.take(&session, &VIEW).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_stream_writes_a_keep_alive_before_it_takes() {
+    let config = config(LiveOptions::default());
+    let request = config.begin([]);
+    let mut stream = request.live(VIEW, None).unwrap();
+    let session = stream.session().clone();
+    let store = config.server_store().unwrap();
+    let adder = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            store
+                .add(&session, &VIEW, Message::info("m"))
+                .await
+                .unwrap();
+        })
+    };
+    // Woken by the add: first the probe, and the message is still in the store.
+    assert_eq!(stream.next().await, Some(LiveEvent::KeepAlive));
+    assert_eq!(store.count(stream.session(), &VIEW).await.unwrap(), 1);
+    let probed_at = Instant::now();
+    assert_eq!(text(stream.next().await), "m");
+    assert_eq!(probed_at.elapsed(), PROBE_GRACE);
+    adder.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,11 +282,22 @@ async fn a_store_without_a_change_feed_is_polled() {
     let started = Instant::now();
     let adder = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        store.add(&session, &VIEW, Message::info("polled")).await.unwrap();
+        store
+            .add(&session, &VIEW, Message::info("polled"))
+            .await
+            .unwrap();
     });
-    assert_eq!(text(stream.next().await), "polled");
-    // Found by the poll after the add: at 1.5 s, not at the 15 s keep-alive.
-    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    let m = next_message(&mut stream, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(m.text(), "polled");
+    // Found by a poll soon after the add (each poll writes a keep-alive first), not at
+    // the 15 s keep-alive.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     adder.await.unwrap();
 }
 

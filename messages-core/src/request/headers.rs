@@ -119,6 +119,16 @@ impl Committed {
 /// [`Committed::write_to`] holds the whole header policy once. Implemented for
 /// [`http::HeaderMap`]; the actix-web adapter implements it for actix's header map.
 pub trait ResponseHeaders {
+    /// Whether the response shows the messages it read: not a redirect, an htmx redirect
+    /// or a server error (see
+    /// [`response_shows_messages`](crate::present::response_shows_messages)). What the
+    /// adapters pass to [`CommitGuard::commit`](crate::request::CommitGuard::commit).
+    fn shows_messages(&self, status: u16) -> bool {
+        let htmx_redirect = !self.values(crate::present::HX_REDIRECT).is_empty()
+            || !self.values(crate::present::HX_LOCATION).is_empty();
+        crate::present::response_shows_messages(status, htmx_redirect)
+    }
+
     /// The values of the header `name` (lower case), in order; `None` for a value that
     /// is not visible ASCII.
     fn values(&self, name: &'static str) -> Vec<Option<&str>>;

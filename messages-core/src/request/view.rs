@@ -86,6 +86,20 @@ impl ViewMessages {
         }
     }
 
+    /// This view's messages for an htmx request (`HX-Request: true`): the
+    /// `<ul id="messages">` fragment and the `HX-Trigger` value with the same messages
+    /// ([`Htmx`](crate::present::Htmx)); consumes them, like rendering a page. Answer it
+    /// as is (the axum and actix-web adapters implement their response traits for it).
+    pub async fn htmx(&self, oob: bool) -> crate::present::Htmx {
+        let shown = self
+            .messages()
+            .await
+            .into_iter()
+            .map(crate::present::Shown::from)
+            .collect();
+        crate::present::Htmx::new(shown, oob)
+    }
+
     /// This view's messages without consuming or reserving them.
     pub async fn peek(&self) -> Vec<Message> {
         self.request.peek(&self.view).await
