@@ -9,6 +9,7 @@ pub mod browser_driver;
 pub mod conformance;
 pub mod counting;
 pub mod http;
+pub mod live_feed;
 pub mod model;
 pub mod postgres_server;
 pub mod redis_server;

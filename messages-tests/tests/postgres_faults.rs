@@ -1,15 +1,20 @@
 //! `PostgresStore` when its server fails, on a server of each test's own: stopped
 //! (immediate shutdown: connections drop, as in a crash) and frozen (SIGSTOP with its
 //! connections open). Operations fail fast with `Error::Unavailable`, pages still render,
-//! and the store recovers by itself once the server is back, with what was committed.
+//! and the store recovers by itself once the server is back, with what was committed. A
+//! live stream's change feed (`LISTEN`) survives its connection being terminated and the
+//! server restarting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
+use messages_core::sqlx;
 use messages_core::{
     Error, Message, MessageStore, MessagesConfig, PostgresStore, SessionKey, SqlOptions, ViewId,
 };
+use messages_tests::live_feed;
 use messages_tests::postgres_server::PostgresServer;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const VIEW: ViewId = ViewId::from_static("app::inbox");
 
@@ -126,4 +131,112 @@ async fn a_frozen_server_times_out_and_the_store_recovers() {
         texts(&left) == ["before", "after"] || texts(&left) == ["after"],
         "{left:?}"
     );
+}
+
+/// The process ids of the backends live feeds listen on.
+async fn listener_backends(store: &PostgresStore) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'client backend'",
+    )
+    .bind(PostgresStore::LIVE_APPLICATION_NAME)
+    .fetch_all(store.pool())
+    .await
+    .unwrap_or_default()
+}
+
+/// The process id of the backend a store's live feed listens on, once there is one other
+/// than `not`.
+async fn listener_backend(store: &PostgresStore, not: Option<i32>) -> i32 {
+    let started = Instant::now();
+    loop {
+        let pids = listener_backends(store).await;
+        if let Some(&pid) = pids.iter().find(|&&pid| Some(pid) != not) {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no live listener other than {not:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long a live delivery may take here: generous, and far less than the minute of
+/// `live_feed::notify_only`.
+const LIVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Adds `text` through `store` and waits for the live stream to hand it out.
+async fn add_and_receive(
+    store: &PostgresStore,
+    s: &SessionKey,
+    deliveries: &mut UnboundedReceiver<live_feed::Delivered>,
+    text: &str,
+) -> Duration {
+    let started = Instant::now();
+    store.add(s, &VIEW, Message::info(text)).await.unwrap();
+    let got = live_feed::next_within(deliveries, LIVE_DEADLINE).await;
+    assert_eq!(got.message.text(), text);
+    got.at - started
+}
+
+/// A live stream whose listener's backend is terminated, and later whose server restarts,
+/// still gets every message added afterwards, long before its keep-alive poll (a minute):
+/// the listener connects again and wakes every stream. Dropping the store ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_survives_its_listener_being_terminated_and_a_restart() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let here = server.store(SqlOptions::default()).await;
+    let there = server.store(SqlOptions::default()).await;
+    let config = MessagesConfig::new(here)
+        .live_options(live_feed::notify_only())
+        .unwrap();
+    let live_feed::Pumped {
+        session: s,
+        mut deliveries,
+        task: pump,
+        ..
+    } = live_feed::open(&config, &VIEW);
+
+    let first = listener_backend(&there, None).await;
+    add_and_receive(&there, &s, &mut deliveries, "before").await;
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(there.pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+    // Added while the listener may not listen yet: the wake after it reconnects brings it.
+    let after_kill = add_and_receive(&there, &s, &mut deliveries, "right after the kill").await;
+    let second = listener_backend(&there, Some(first)).await;
+    add_and_receive(&there, &s, &mut deliveries, "once it listens again").await;
+
+    server.stop();
+    server.restart();
+    let restarted = Instant::now();
+    until_recovered(&there, &s).await;
+    let got = live_feed::next_within(&mut deliveries, LIVE_DEADLINE).await;
+    assert_eq!(got.message.text(), "after");
+    let after_restart = got.at - restarted;
+    listener_backend(&there, Some(second)).await;
+    add_and_receive(&there, &s, &mut deliveries, "after the restart").await;
+    eprintln!(
+        "postgres live: listener terminated, the next add delivered in {after_kill:?}; \
+         server restarted, the first add delivered {after_restart:?} after the restart"
+    );
+
+    // The listener and its connection end with the last clone of their store: the
+    // stream's (the pump ends with the receiver) and the configuration's.
+    drop(deliveries);
+    pump.await.unwrap();
+    drop(config);
+    let dropped = Instant::now();
+    while !listener_backends(&there).await.is_empty() {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(30),
+            "the listener outlived its store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use messages_core::live::{LiveOptions, Watch};
 use messages_core::sqlx::{self, AssertSqlSafe};
 use messages_core::store::{Lease, Taken, async_trait};
 use messages_core::{
@@ -21,6 +22,7 @@ use messages_core::{
     SessionKey, SqlOptions, SqliteStore, Storage, ViewId,
 };
 use messages_tests::browser::shown_texts;
+use messages_tests::live_feed::{self, Delivered};
 use messages_tests::{Browser, CallCounts, CountingStore, conformance, model, postgres_server};
 use proptest::test_runner::TestRunner;
 use tempfile::TempDir;
@@ -147,6 +149,12 @@ impl MessageStore for Sql {
     }
     async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
         forward!(self, x => x.rotate(from, to))
+    }
+    fn watch(&self, s: &SessionKey, v: &ViewId) -> Option<Watch> {
+        match self {
+            Sql::Postgres(x) => x.watch(s, v),
+            Sql::Sqlite(x, _) => x.watch(s, v),
+        }
     }
 }
 
@@ -1061,4 +1069,179 @@ async fn sqlite_in_memory_follows_the_contract_basics() {
     conformance::put_back_goes_before_newer_messages(&store).await;
     let store: Arc<dyn MessageStore> = Arc::new(store);
     conformance::exactly_once_under_concurrency(&store, SqlOptions::default().per_context).await;
+}
+
+// Live delivery: `PostgresStore`'s change feed (`LISTEN/NOTIFY`), `SqliteStore` polled.
+
+/// How long a live delivery may take here, on a loaded machine: far less than the minute
+/// of `live_feed::notify_only`, so only the change feed can make it in time.
+const LIVE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Two stores on one PostgreSQL table, each with its own pool: two application
+/// processes.
+async fn two_postgres_processes() -> Option<(PostgresStore, PostgresStore)> {
+    let server = postgres_server::shared()?;
+    Some((
+        server.store(table("live")).await,
+        server.store(table("live")).await,
+    ))
+}
+
+fn live_config(store: impl MessageStore + 'static, options: LiveOptions) -> MessagesConfig {
+    MessagesConfig::new(store).live_options(options).unwrap()
+}
+
+/// A stream opened in one process gets what another process adds, by `NOTIFY`: keep-alives
+/// and polls are a minute apart. Prints the add → event latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_live_stream_gets_another_processs_adds_by_notify() {
+    let Some((here, there)) = two_postgres_processes().await else {
+        return;
+    };
+    let config = live_config(here, live_feed::notify_only());
+    let live_feed::Pumped {
+        session,
+        notified,
+        mut deliveries,
+        ..
+    } = live_feed::open(&config, &VIEW);
+    assert!(notified, "PostgresStore has a change feed");
+    let mut latencies = Vec::new();
+    for i in 0..6 {
+        // The stream has taken (nothing) and waits: only a wake brings the next one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let added = Instant::now();
+        there
+            .add(&session, &VIEW, Message::info(format!("m{i}")))
+            .await
+            .unwrap();
+        let got = live_feed::next_within(&mut deliveries, LIVE_DEADLINE).await;
+        assert_eq!(got.message.text(), format!("m{i}"));
+        latencies.push(got.at - added);
+    }
+    eprintln!(
+        "postgres live: add (another pool) -> event {latencies:?} (the first may include the listener connecting)"
+    );
+    assert_eq!(there.count(&session, &VIEW).await.unwrap(), 0);
+}
+
+/// A rotation in another process notifies the streams of the session it moved messages
+/// into, per view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_live_stream_gets_what_a_rotation_moves_into_its_session() {
+    let Some((here, there)) = two_postgres_processes().await else {
+        return;
+    };
+    let config = live_config(here, live_feed::notify_only());
+    let live_feed::Pumped {
+        session: to,
+        mut deliveries,
+        ..
+    } = live_feed::open(&config, &VIEW);
+    let from = session();
+    there
+        .add(&from, &VIEW, Message::info("moved"))
+        .await
+        .unwrap();
+    there
+        .add(&from, &A, Message::info("elsewhere"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    there.rotate(&from, &to).await.unwrap();
+    let got = live_feed::next_within(&mut deliveries, LIVE_DEADLINE).await;
+    assert_eq!(got.message.text(), "moved");
+    assert_eq!(texts(&there.take(&to, &A).await.unwrap()), ["elsewhere"]);
+}
+
+/// One stream in each of two processes on one context: every message is delivered once in
+/// all, whichever process added it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_live_streams_of_two_processes_deliver_each_message_once() {
+    const N: usize = 40;
+    let Some((here, there)) = two_postgres_processes().await else {
+        return;
+    };
+    let a = live_config(here.clone(), live_feed::notify_only());
+    let b = live_config(there.clone(), live_feed::notify_only());
+    let on_a = a.begin([]).live(&VIEW, None).unwrap();
+    let session = on_a.session().clone();
+    let cookie = format!("messages_session={}", session.as_str());
+    let on_b = b.begin([cookie.as_str()]).live(&VIEW, None).unwrap();
+    assert_eq!(on_b.session(), &session);
+    let (tx, mut deliveries) = tokio::sync::mpsc::unbounded_channel();
+    let _pumps = (
+        live_feed::pump("a", on_a, tx.clone()),
+        live_feed::pump("b", on_b, tx),
+    );
+    let adders: Vec<_> = [here.clone(), there.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(p, store)| {
+            let session = session.clone();
+            tokio::spawn(async move {
+                for i in (p..N).step_by(2) {
+                    store
+                        .add(&session, &VIEW, Message::info(format!("m{i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for adder in adders {
+        adder.await.unwrap();
+    }
+    let mut got: Vec<Delivered> = Vec::new();
+    while got.len() < N {
+        got.push(live_feed::next_within(&mut deliveries, LIVE_DEADLINE).await);
+    }
+    // Anything delivered twice would come now (within a take's round trip).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(more) = deliveries.try_recv() {
+        got.push(more);
+    }
+    let mut texts: Vec<String> = got.iter().map(|d| d.message.text().to_owned()).collect();
+    texts.sort_by_key(|t| t[1..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want, "each message once, none lost");
+    let by_a = got.iter().filter(|d| d.by == "a").count();
+    eprintln!(
+        "postgres live: {N} messages, {by_a} by the stream of one process, {} by the other's",
+        N - by_a
+    );
+    assert_eq!(here.count(&session, &VIEW).await.unwrap(), 0);
+}
+
+/// `SqliteStore` has no change feed: a live stream polls it every `poll_interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_live_streams_poll() {
+    let Some(store) = sqlite(table("live")).await else {
+        return;
+    };
+    let Sql::Sqlite(sqlite, _dir) = &store else {
+        unreachable!()
+    };
+    assert!(sqlite.watch(&session(), &VIEW).is_none());
+    let polled = LiveOptions {
+        poll_interval: Duration::from_millis(200),
+        ..live_feed::notify_only()
+    };
+    let config = live_config(sqlite.clone(), polled);
+    let live_feed::Pumped {
+        session,
+        notified,
+        mut deliveries,
+        ..
+    } = live_feed::open(&config, &VIEW);
+    assert!(!notified, "a polled stream");
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store
+            .add(&session, &VIEW, Message::info(format!("m{i}")))
+            .await
+            .unwrap();
+        let got = live_feed::next_within(&mut deliveries, LIVE_DEADLINE).await;
+        assert_eq!(got.message.text(), format!("m{i}"));
+    }
 }

@@ -20,6 +20,8 @@ use super::sql::{self, Settings, SqlOptions, StoredRow};
 use super::{Lease, Taken};
 use crate::{Error, Message, MessageStore, Result, SessionKey, ViewId};
 
+mod live;
+
 const STORE: &str = "postgres";
 
 /// The database's clock, in ms since the Unix epoch (the transaction's start: one value
@@ -86,7 +88,8 @@ macro_rules! unleased {
 
 /// An add (`$8` false) or a put-back (`$8` true) in one statement. `$1` namespace, `$2`
 /// session, `$3` view, `$4` ids, `$5` JSON bodies (ids unique, in order), `$6` idle TTL
-/// ms, `$7` cap, `$9` expired sessions and `$10` their rows to sweep at most.
+/// ms, `$7` cap, `$9` expired sessions and `$10` their rows to sweep at most, `$11` the
+/// live channel.
 ///
 /// `upserted` refreshes the session's expiry — and so locks its row: writes of one
 /// session take turns — unless it is retired. A session that had expired loses its old
@@ -97,7 +100,8 @@ macro_rules! unleased {
 /// a concurrent take holds are skipped, it removes them anyway). Expired sessions of
 /// others are swept a bounded batch at a time: their rows, and their session rows once
 /// no row is left. Trimming and sweeping skip rows locked by others, so a write waits
-/// only for its own session's turn.
+/// only for its own session's turn. When it inserted something it notifies `$11` with
+/// `<session> <view>` (delivered at commit).
 const WRITE: &str = concat!(
     r"WITH prior AS (
     SELECT expires_at > {now} AND retired_until IS NULL AS live
@@ -143,6 +147,8 @@ const WRITE: &str = concat!(
     FROM kept WHERE EXISTS (SELECT 1 FROM upserted)
     ORDER BY kept.i
     RETURNING 1
+), notified AS MATERIALIZED (
+    SELECT pg_notify($11, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
 ), trimmed AS (
     DELETE FROM {m} WHERE seq IN (
         SELECT seq FROM {m} WHERE seq IN (
@@ -181,7 +187,8 @@ SELECT (SELECT count(*) FROM upserted) AS accepted,
        (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM batch) AS fresh,
        (SELECT count(*) FROM swept) AS swept,
-       (SELECT count(*) FROM reaped) AS reaped"
+       (SELECT count(*) FROM reaped) AS reaped,
+       (SELECT count(*) FROM notified) AS notified"
 );
 
 /// Takes a context: deletes its rows and returns them, in one statement. The rows are
@@ -290,7 +297,8 @@ RETURNING session_key,
 /// The second: moves every row of `$2` (reserves too, with their leases) to `$3`, each
 /// view's before what `$3` holds there, in order (`$4`: whether `$2` has live rows to
 /// move; `$5`: whether `$3` is live — otherwise its old rows are dead and go); retires
-/// `$2` for `$6` ms (adds refused, nothing visible); refreshes `$3`.
+/// `$2` for `$6` ms (adds refused, nothing visible); refreshes `$3`; notifies the live
+/// channel `$7` of each view that moved (`<session> <view>`, delivered at commit).
 const ROTATE_MOVE: &str = concat!(
     r"WITH dead_to AS (
     DELETE FROM {m} WHERE seq IN (
@@ -324,6 +332,9 @@ const ROTATE_MOVE: &str = concat!(
     FROM moving mv LEFT JOIN firsts f USING (view_id)
     WHERE m.seq = mv.seq
     RETURNING 1
+), notified AS MATERIALIZED (
+    SELECT pg_notify($7, $3 || ' ' || moved_views.view_id)
+    FROM (SELECT DISTINCT view_id FROM moving) moved_views
 ), retired AS (
     UPDATE {s} SET retired_until = {now} + $6, expires_at = {now} + $6
     WHERE namespace = $1 AND session_key = $2
@@ -339,7 +350,8 @@ SELECT (SELECT count(*) FROM dead_to) AS dead_to,
        (SELECT count(*) FROM dead_from) AS dead_from,
        (SELECT count(*) FROM moved) AS moved,
        (SELECT count(*) FROM retired) AS retired,
-       (SELECT count(*) FROM refreshed) AS refreshed"
+       (SELECT count(*) FROM refreshed) AS refreshed,
+       (SELECT count(*) FROM notified) AS notified"
 );
 
 /// Every statement, formatted once for the store's tables.
@@ -418,8 +430,8 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 ///   write if the session is retired, inserts the messages in the order given (an add
 ///   after everything, a put-back before everything), leaves out ids already in the
 ///   context, drops the oldest beyond [`per_context`](SqlOptions::per_context) (with a
-///   warning), and deletes a bounded batch of expired sessions' rows (8 sessions, 256
-///   rows): no cron job needed.
+///   warning), deletes a bounded batch of expired sessions' rows (8 sessions, 256
+///   rows: no cron job needed), and notifies live streams (*Live delivery*, below).
 /// - A take is one `DELETE … RETURNING`: two concurrent takes never both get a message.
 ///   A request's read ([`take_leased`](MessageStore::take_leased)) is one `UPDATE …
 ///   RETURNING` that marks the rows with a lease token and deadline
@@ -456,11 +468,52 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 /// let config = MessagesConfig::new(store.clone());
 /// # let _ = config; Ok(()) }
 /// ```
+///
+/// # Live delivery
+///
+/// The store has a change feed for [live streams](crate::live) ([`watch`](MessageStore::watch)),
+/// on PostgreSQL's `LISTEN/NOTIFY`:
+///
+/// - Every write that makes messages visible in a context — an add or a put-back that
+///   inserted something, a rotation (for each view it moved) — calls
+///   `pg_notify('{table}_live', '<session> <view>')` **in the write's own statement**:
+///   no extra round trip, and the notification is sent when the write commits, never
+///   for one that rolled back. The payload is at most 244 bytes (the 43-character
+///   session key, a space, a view id of at most 200 bytes). Applications sharing a table
+///   under other namespaces share its channel: their notifications cost a look-up here.
+/// - The first [`watch`](MessageStore::watch) starts a background task (on the current
+///   tokio runtime; outside one the stream polls instead) holding **one more connection
+///   per store** (clones share it), not one of the pool's, with `application_name`
+///   [`messages-live`](PostgresStore::LIVE_APPLICATION_NAME), `LISTEN`ing on the
+///   channel. Each notification wakes the streams watching its context in this
+///   process, which then take the messages (a read lease each, so of the streams of all
+///   processes exactly one gets each message). Malformed payloads are ignored.
+/// - PostgreSQL delivers a notification after its transaction commits, to every
+///   connection listening at that moment. One sent while the listener is not connected
+///   is lost, so when it connects — the first time, and again after its connection was
+///   lost (retried from 100 ms, doubling, up to every 5 s) — it wakes every stream of
+///   the process, which take whatever arrived meanwhile. The listener pings its
+///   connection every 30 s, so one whose server vanished without closing it is noticed.
+///   And every stream polls at each keep-alive
+///   ([`keep_alive`](crate::live::LiveOptions::keep_alive), 15 s): a lost notification
+///   delays a message until then, never loses it. Rows whose read lease ran out come
+///   back without a notification, at that poll too.
+/// - The listener connects with the pool's options (same server and credentials). It
+///   needs a connection of its own for the session: behind a pooler in transaction mode
+///   (PgBouncer's `pool_mode = transaction`) `LISTEN` does not work, and streams get
+///   their messages at the keep-alive polls only.
+/// - The task and its connection end when the last clone of the store is dropped.
+/// - Cost: `NOTIFY` queues the notification at commit under a lock of the whole server,
+///   so the commits of notifying writes take turns (the commit only, not the statement);
+///   each process whose store has served a live stream receives every add's
+///   notification (a map look-up when nothing there watches the context).
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     settings: Arc<Settings>,
     statements: Arc<Statements>,
+    /// The live channel, `{table}_live`, its hub and listener (shared by clones).
+    feed: Arc<live::Feed>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -470,6 +523,10 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// The `application_name` of the connection a store's live feed listens on (see
+    /// *Live delivery* above), to find it in `pg_stat_activity`.
+    pub const LIVE_APPLICATION_NAME: &'static str = live::APPLICATION_NAME;
+
     /// Connects a pool to PostgreSQL, e.g. `postgres://user:password@host:5432/db` (no
     /// TLS: use it on loopback, a socket, or a trusted network). Connections get the
     /// options' `response_timeout` as their `statement_timeout`. The pool checks a
@@ -511,6 +568,7 @@ impl PostgresStore {
 
     fn with_settings(pool: PgPool, settings: Settings) -> PostgresStore {
         PostgresStore {
+            feed: Arc::new(live::Feed::new(live::channel(&settings.table))),
             statements: Arc::new(Statements::new(&settings)),
             settings: Arc::new(settings),
             pool,
@@ -593,7 +651,8 @@ impl PostgresStore {
             .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
             .bind(front)
             .bind(SWEEP_SESSIONS)
-            .bind(sql::SWEEP_ROWS);
+            .bind(sql::SWEEP_ROWS)
+            .bind(self.feed.channel());
         let row = self.bounded(query.fetch_one(&self.pool)).await?;
         let count = |name: &str| -> Result<usize> {
             let n: i64 = row.try_get(name).map_err(|e| sql::unavailable(STORE, e))?;
@@ -681,6 +740,7 @@ impl PostgresStore {
             .bind(from_live && !to_retired)
             .bind(to_live)
             .bind(self.settings.ttl_ms)
+            .bind(self.feed.channel())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await
@@ -796,5 +856,11 @@ impl MessageStore for PostgresStore {
             return Ok(());
         }
         self.bounded(self.rotate_once(from, to)).await
+    }
+
+    /// A watch woken by the table's `NOTIFY`s; the first one starts this store's listener
+    /// (see [`PostgresStore`]'s *Live delivery*).
+    fn watch(&self, session: &SessionKey, view: &ViewId) -> Option<crate::live::Watch> {
+        self.feed.watch(&self.pool, &self.settings, session, view)
     }
 }
