@@ -441,6 +441,11 @@ impl Chromium {
         }
     }
 
+    /// Runs `js` (a function body) in the page and returns what it returns.
+    pub async fn script(&self, js: &str) -> Result<Value, DriverError> {
+        Ok(self.client.execute(js, Vec::new()).await?)
+    }
+
     /// Saves a PNG screenshot of the window to `path` (creating its folder).
     pub async fn screenshot(&self, path: &Path) -> Result<(), DriverError> {
         let png = self.client.screenshot().await?;

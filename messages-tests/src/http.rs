@@ -310,21 +310,20 @@ impl EventStream {
     }
 }
 
-/// One SSE block; `None` for a comment-only block.
+/// One SSE block; `None` for a block without data (comments, `retry`), which an
+/// `EventSource` does not dispatch either.
 fn parse_event(block: &str) -> Option<SseEvent> {
     let mut event = SseEvent {
         id: None,
         event: "message".to_owned(),
         data: String::new(),
     };
-    let mut any = false;
     for line in block.lines() {
         if line.is_empty() || line.starts_with(':') {
             continue;
         }
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
-        any = true;
         match field {
             "id" => event.id = Some(value.to_owned()),
             "event" => value.clone_into(&mut event.event),
@@ -337,7 +336,7 @@ fn parse_event(block: &str) -> Option<SseEvent> {
             _ => {}
         }
     }
-    any.then_some(event)
+    (!event.data.is_empty()).then_some(event)
 }
 
 /// The jar, also after a tab panicked while holding it (its state is whole between

@@ -41,6 +41,25 @@
 //! that id that comes back (its settle failed and its lease ran out) is not sent
 //! again.
 //!
+//! # On the page
+//!
+//! Close the `EventSource` on `pagehide` and open it again on `pageshow`: a page that
+//! goes into the browser's back/forward cache keeps its connection open, frozen, and a
+//! message pushed to it then is taken and never shown (Chromium does this; the example's
+//! dashboard does it right, and `browser.rs` failed without it).
+//!
+//! ```js
+//! var events = null;
+//! function live() {
+//!   if (events) return;
+//!   events = new EventSource("/dashboard/events");
+//!   events.addEventListener("message", e => show(JSON.parse(e.data)));
+//! }
+//! addEventListener("pagehide", () => { if (events) { events.close(); events = null; } });
+//! addEventListener("pageshow", live);
+//! live();
+//! ```
+//!
 //! # Bounds
 //!
 //! At most [`per_session`](LiveOptions::per_session) streams per session (a new one
@@ -75,6 +94,11 @@ pub const SSE_KEEP_ALIVE: &str = ": keep-alive\n\n";
 /// a closed peer's reset arrives first and the write of the messages fails instead of
 /// vanishing (loopback and LAN round trips are well under it).
 pub const PROBE_GRACE: Duration = Duration::from_millis(25);
+
+/// The first chunk of a live stream's body: the `EventSource` reconnection delay (3 s).
+/// Sent at once, so the response's headers go out before the first event (a server may
+/// hold them until the body has bytes) and the browser's `open` fires.
+pub const SSE_OPEN: &str = "retry: 3000\n\n";
 
 /// The `content-type` of a live stream.
 pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
@@ -411,17 +435,23 @@ impl LiveStream {
         })
     }
 
-    /// The stream as SSE text chunks ([`LiveEvent::to_sse`]), ending when the stream
-    /// is closed: what an adapter puts in a streaming response body.
+    /// The stream as SSE text chunks ([`SSE_OPEN`], then [`LiveEvent::to_sse`] of each
+    /// event), ending when the stream is closed: what an adapter puts in a streaming
+    /// response body.
     #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn into_sse(
         self,
     ) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> + Send + 'static
     {
-        futures_util::stream::unfold(self, |mut stream| async move {
-            let event = stream.next().await?;
-            Some((Ok(event.to_sse()), stream))
-        })
+        use futures_util::StreamExt as _;
+        let open = futures_util::stream::iter([Ok(SSE_OPEN.to_owned())]);
+        open.chain(futures_util::stream::unfold(
+            self,
+            |mut stream| async move {
+                let event = stream.next().await?;
+                Some((Ok(event.to_sse()), stream))
+            },
+        ))
     }
 
     /// The session this stream delivers to.
