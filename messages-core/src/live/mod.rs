@@ -12,7 +12,7 @@
 //! data: {"id":"00000000000000070b9c6f0e1d2a3b4c","level":"info","text":"Import finished",…}
 //! ```
 //!
-//! The `data` is the message as [`Shown`](crate::present::Shown) JSON.
+//! The `data` is the message as [`Shown`] JSON.
 //!
 //! # Exactly once
 //!
@@ -20,7 +20,7 @@
 //! ([`take_leased`](crate::MessageStore::take_leased)), so of two tabs open on one view
 //! exactly one shows it, and a page loaded afterwards does not. A message added while no
 //! stream is open stays in the store for the next page load. The store's change feed
-//! ([`MessageStore::watch`](crate::MessageStore::watch): in process for
+//! ([`MessageStore::watch`]: in process for
 //! [`MemoryStore`](crate::MemoryStore), pub/sub for Redis, `LISTEN/NOTIFY` for
 //! Postgres) wakes the stream; a store without one is polled every
 //! [`poll_interval`](LiveOptions::poll_interval), and every stream also polls at each
