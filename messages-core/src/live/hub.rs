@@ -257,7 +257,10 @@ mod tests {
     async fn a_wake_reaches_only_its_context_and_is_kept_until_awaited() {
         let hub = LiveHub::new();
         let s = key();
-        let (v1, v2) = (ViewId::from_static("app::one"), ViewId::from_static("app::two"));
+        let (v1, v2) = (
+            ViewId::from_static("app::one"),
+            ViewId::from_static("app::two"),
+        );
         let mut on1 = hub.watch(&s, &v1);
         let mut also_on1 = hub.watch(&s, &v1);
         let mut on2 = hub.watch(&s, &v2);

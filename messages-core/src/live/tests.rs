@@ -229,7 +229,10 @@ async fn a_store_without_a_change_feed_is_polled() {
     let started = Instant::now();
     let adder = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        store.add(&session, &VIEW, Message::info("polled")).await.unwrap();
+        store
+            .add(&session, &VIEW, Message::info("polled"))
+            .await
+            .unwrap();
     });
     assert_eq!(text(stream.next().await), "polled");
     // Found by the poll after the add: at 1.5 s, not at the 15 s keep-alive.
