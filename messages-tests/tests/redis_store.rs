@@ -591,8 +591,8 @@ mod live {
     }
 
     /// (3) One change-feed connection per store, whatever the streams; after it is
-    /// killed, messages are pushed again (subscribed anew). On servers of its own, since
-    /// it kills connections.
+    /// killed, messages are pushed again (subscribed anew); it closes when the store is
+    /// dropped. On servers of its own, since it kills connections.
     async fn one_connection_and_resubscribed_after_a_kill(target: Target<'_>) {
         let config = live_config(target.store().await, ONLY_PUSHED);
         let other = target.store().await;
@@ -642,6 +642,12 @@ mod live {
             .await
             .unwrap();
         assert_eq!(next_message(&mut stream).await.text(), "pushed again");
+
+        // The feed's task ends with the store: its connection closes.
+        drop((stream, config));
+        eventually("the feed's connection closed with the store", || {
+            target.feed_connections() == 0
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
