@@ -379,16 +379,7 @@ mod live {
 
         /// Runs `cmd` on every node, each answer an integer, and adds them up.
         fn sum(&self, cmd: &redis_client::Cmd, pick: impl Fn(redis_client::Value) -> i64) -> i64 {
-            self.servers()
-                .iter()
-                .map(|n| {
-                    let mut con = n
-                        .client()
-                        .get_connection_with_timeout(Duration::from_secs(2))
-                        .unwrap();
-                    pick(cmd.query(&mut con).unwrap())
-                })
-                .sum()
+            self.servers().iter().map(|n| pick(n.query(cmd))).sum()
         }
 
         /// Subscribers of a shard channel, on all nodes (`PUBSUB SHARDNUMSUB`).
@@ -590,16 +581,43 @@ mod live {
         eventually("subscribed again", || target.subscribers(&channel) == 1);
     }
 
+    /// A stream of a new session on a store of `target`, once its session is subscribed,
+    /// and a second store (another process) to add with.
+    struct Subscribed {
+        config: MessagesConfig,
+        other: RedisStore,
+        stream: LiveStream,
+        session: SessionKey,
+        channel: String,
+    }
+
+    async fn subscribed(target: Target<'_>) -> Subscribed {
+        let config = live_config(target.store().await, ONLY_PUSHED);
+        let other = target.store().await;
+        let stream = open(&config, None);
+        let session = stream.session().clone();
+        let channel = other.live_channel(&session);
+        eventually("subscribed", || target.subscribers(&channel) == 1);
+        Subscribed {
+            config,
+            other,
+            stream,
+            session,
+            channel,
+        }
+    }
+
     /// (3) One change-feed connection per store, whatever the streams; after it is
     /// killed, messages are pushed again (subscribed anew); it closes when the store is
     /// dropped. On servers of its own, since it kills connections.
     async fn one_connection_and_resubscribed_after_a_kill(target: Target<'_>) {
-        let config = live_config(target.store().await, ONLY_PUSHED);
-        let other = target.store().await;
-        let mut stream = open(&config, None);
-        let session = stream.session().clone();
-        let channel = other.live_channel(&session);
-        eventually("subscribed", || target.subscribers(&channel) == 1);
+        let Subscribed {
+            config,
+            other,
+            mut stream,
+            session,
+            channel,
+        } = subscribed(target).await;
         let nodes = i64::try_from(target.servers().len()).unwrap();
         let before = target.clients();
         let feed = target.feed_connections();
@@ -664,6 +682,72 @@ mod live {
             return;
         };
         one_connection_and_resubscribed_after_a_kill(Target::Cluster(&cluster)).await;
+    }
+
+    /// A session's channel follows its slot to another node (a resharding): the server
+    /// drops the subscription (`sunsubscribe`), the feed subscribes again where the slot
+    /// now is, and messages are still pushed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_subscription_follows_a_moved_slot() {
+        let Some(cluster) = RedisCluster::start() else {
+            return;
+        };
+        let target = Target::Cluster(&cluster);
+        let Subscribed {
+            other,
+            mut stream,
+            session,
+            channel,
+            ..
+        } = subscribed(target).await;
+
+        let nodes = cluster.nodes();
+        let slot: i64 = nodes[0].query(redis_client::cmd("CLUSTER").arg("KEYSLOT").arg(&channel));
+        let ids: Vec<String> = nodes
+            .iter()
+            .map(|n| n.query(redis_client::cmd("CLUSTER").arg("MYID")))
+            .collect();
+        let source = nodes
+            .iter()
+            .position(|n| {
+                let mut cmd = redis_client::cmd("PUBSUB");
+                cmd.arg("SHARDNUMSUB").arg(&channel);
+                let (_, n): (String, i64) = n.query(&cmd);
+                n == 1
+            })
+            .unwrap();
+        let dest = (source + 1) % nodes.len();
+        let keys: i64 = nodes[source].query(
+            redis_client::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(slot),
+        );
+        assert_eq!(keys, 0, "the stream took everything: no key to migrate");
+        let setslot = |node: usize, state: &str, id: &str| {
+            let () = nodes[node].query(
+                redis_client::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(state)
+                    .arg(id),
+            );
+        };
+        setslot(dest, "IMPORTING", &ids[source]);
+        setslot(source, "MIGRATING", &ids[dest]);
+        for node in [dest, source, (dest + 1) % nodes.len()] {
+            setslot(node, "NODE", &ids[dest]);
+        }
+        eventually("subscribed where the slot now is", || {
+            let mut cmd = redis_client::cmd("PUBSUB");
+            cmd.arg("SHARDNUMSUB").arg(&channel);
+            let (_, n): (String, i64) = nodes[dest].query(&cmd);
+            n == 1
+        });
+        other
+            .add(&session, &VIEW, Message::info("after the move"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut stream).await.text(), "after the move");
     }
 
     /// Adds until the store answers again (its connection is made again by the first
