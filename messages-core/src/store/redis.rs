@@ -426,7 +426,9 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 ///   (`{namespace}:{<session>};live`), with `SPUBLISH` inside the write's script: no
 ///   extra round trip. The channel carries the session's hash tag, so on Redis Cluster
 ///   it lives in the session's slot, is published on the node that holds the session,
-///   and reaches only the subscribers connected there.
+///   and reaches only the subscribers connected there. When the slot moves to another
+///   node (resharding, failover) the server drops the subscription; the feed subscribes
+///   again, where the slot is now, and wakes the session's streams.
 /// - The first live stream a store opens starts a background task with one more
 ///   connection (RESP3; on Cluster a cluster connection, one per node), for the whole
 ///   store and all its clones, whatever the number of streams. It subscribes
