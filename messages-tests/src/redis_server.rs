@@ -201,6 +201,15 @@ impl RedisServer {
         redis_client::cmd("INFO").arg(section).query(&mut con).ok()
     }
 
+    /// Runs a command on this server on a connection of its own; panics if it fails.
+    pub fn query<T: redis_client::FromRedisValue>(&self, cmd: &redis_client::Cmd) -> T {
+        let mut con = self
+            .client()
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("connect to the test server");
+        cmd.query(&mut con).expect("the command succeeds")
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

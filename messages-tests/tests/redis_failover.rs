@@ -30,15 +30,6 @@ fn is_primary(node: &RedisServer) -> bool {
         .is_some_and(|i| i.contains("role:master"))
 }
 
-/// Runs a command on one node directly.
-fn on_node<T: redis_client::FromRedisValue>(node: &RedisServer, cmd: &redis_client::Cmd) -> T {
-    let mut con = node
-        .client()
-        .get_connection_with_timeout(Duration::from_secs(1))
-        .unwrap();
-    cmd.query(&mut con).unwrap()
-}
-
 async fn store(cluster: &RedisCluster) -> RedisStore {
     let urls = cluster.urls();
     RedisStore::connect_cluster(urls.iter().map(String::as_str), RedisOptions::default())
@@ -59,7 +50,7 @@ async fn fill(store: &RedisStore, cluster: &RedisCluster) -> Vec<(SessionKey, St
         sessions.push((session, text));
     }
     for node in cluster.nodes().iter().filter(|n| is_primary(n)) {
-        let acked: i64 = on_node(node, redis_client::cmd("WAIT").arg(1).arg(15_000));
+        let acked: i64 = node.query(redis_client::cmd("WAIT").arg(1).arg(15_000));
         assert_eq!(acked, 1, "the replica of {} acknowledged", node.port());
     }
     sessions
@@ -140,7 +131,7 @@ async fn manual_failover_loses_nothing() {
         .iter()
         .find(|n| !is_primary(n))
         .expect("a replica");
-    let ok: String = on_node(replica, redis_client::cmd("CLUSTER").arg("FAILOVER"));
+    let ok: String = replica.query(redis_client::cmd("CLUSTER").arg("FAILOVER"));
     assert_eq!(ok, "OK");
     let started = Instant::now();
     while !is_primary(replica) {

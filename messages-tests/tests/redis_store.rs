@@ -320,3 +320,542 @@ async fn undecodable_members_are_skipped() {
     );
     req.commit(true).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Live delivery through the change feed (sharded pub/sub).
+
+mod live {
+    use std::collections::HashMap;
+    use std::io::Write as _;
+    use std::time::Instant;
+
+    use messages_core::live::{LiveEvent, LiveOptions, LiveStream};
+    use messages_tests::redis_server::{RedisCluster, RedisServer};
+
+    use super::*;
+
+    const VIEW: ViewId = ViewId::from_static("app::live");
+    /// Only a notification delivers within the deadlines below: a stream's keep-alive
+    /// poll comes after a minute.
+    const ONLY_PUSHED: LiveOptions = LiveOptions {
+        per_session: 8,
+        total: 10_000,
+        keep_alive: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(60),
+    };
+    /// Generous: a notification takes milliseconds.
+    const DEADLINE: Duration = Duration::from_secs(10);
+    /// Messages added for two streams at once.
+    const MESSAGES: usize = 40;
+
+    /// The servers a test runs on: one, or a cluster's nodes.
+    #[derive(Clone, Copy)]
+    enum Target<'a> {
+        Single(&'a RedisServer),
+        Cluster(&'a RedisCluster),
+    }
+
+    impl Target<'_> {
+        fn name(self) -> &'static str {
+            match self {
+                Target::Single(_) => "single",
+                Target::Cluster(_) => "cluster",
+            }
+        }
+
+        async fn store(self) -> RedisStore {
+            match self {
+                Target::Single(s) => s.store(options("live")).await,
+                Target::Cluster(c) => c.store(options("live")).await,
+            }
+        }
+
+        fn servers(&self) -> Vec<&RedisServer> {
+            match self {
+                Target::Single(s) => vec![s],
+                Target::Cluster(c) => c.nodes().iter().collect(),
+            }
+        }
+
+        /// Runs `cmd` on every node, each answer an integer, and adds them up.
+        fn sum(&self, cmd: &redis_client::Cmd, pick: impl Fn(redis_client::Value) -> i64) -> i64 {
+            self.servers().iter().map(|n| pick(n.query(cmd))).sum()
+        }
+
+        /// Subscribers of a shard channel, on all nodes (`PUBSUB SHARDNUMSUB`).
+        fn subscribers(&self, channel: &str) -> i64 {
+            let mut cmd = redis_client::cmd("PUBSUB");
+            cmd.arg("SHARDNUMSUB").arg(channel);
+            self.sum(&cmd, |v| {
+                let (_, n): (String, i64) = redis_client::from_redis_value(v).unwrap();
+                n
+            })
+        }
+
+        /// Clients connected to all nodes (this one's own query included).
+        fn clients(&self) -> i64 {
+            let mut cmd = redis_client::cmd("CLIENT");
+            cmd.arg("LIST");
+            self.sum(&cmd, |v| {
+                let list: String = redis_client::from_redis_value(v).unwrap();
+                i64::try_from(list.lines().count()).unwrap()
+            })
+        }
+
+        /// Change-feed connections (RESP3; the stores' own are RESP2) on all nodes.
+        fn feed_connections(&self) -> i64 {
+            let mut cmd = redis_client::cmd("CLIENT");
+            cmd.arg("LIST");
+            self.sum(&cmd, |v| {
+                let list: String = redis_client::from_redis_value(v).unwrap();
+                i64::try_from(list.lines().filter(|l| l.contains(" resp=3")).count()).unwrap()
+            })
+        }
+
+        /// Kills the pub/sub connections on every node.
+        fn kill_subscribers(&self) -> i64 {
+            let mut cmd = redis_client::cmd("CLIENT");
+            cmd.arg("KILL").arg("TYPE").arg("pubsub");
+            self.sum(&cmd, |v| redis_client::from_redis_value(v).unwrap())
+        }
+    }
+
+    fn say(text: &str) {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    /// Waits until `done`, up to [`DEADLINE`], blocking the thread (the tests run on a
+    /// multi-thread runtime, whose other worker runs the store's tasks).
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        tokio::task::block_in_place(|| {
+            let deadline = Instant::now() + DEADLINE;
+            while !done() {
+                assert!(Instant::now() < deadline, "{what} within {DEADLINE:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+    }
+
+    fn live_config(store: RedisStore, options: LiveOptions) -> MessagesConfig {
+        MessagesConfig::new(store).live_options(options).unwrap()
+    }
+
+    /// A stream of `session` (a new one when `None`) on [`VIEW`].
+    fn open(config: &MessagesConfig, session: Option<&SessionKey>) -> LiveStream {
+        let cookie = session.map(|s| format!("messages_session={}", s.as_str()));
+        let stream = config.begin(cookie.as_deref()).live(VIEW, None).unwrap();
+        if let Some(s) = session {
+            assert_eq!(stream.session(), s);
+        }
+        assert!(stream.is_notified(), "a redis store has a change feed");
+        stream
+    }
+
+    /// The next message of the stream, which must come before [`DEADLINE`].
+    async fn next_message(stream: &mut LiveStream) -> Message {
+        match tokio::time::timeout(DEADLINE, stream.next()).await {
+            Ok(Some(LiveEvent::Message(m))) => m,
+            Ok(other) => panic!("expected a message, got {other:?}"),
+            Err(elapsed) => panic!("no message within {DEADLINE:?}: {elapsed}"),
+        }
+    }
+
+    /// (1) A stream is pushed what another store instance (another process) adds, long
+    /// before any poll. Prints the add-to-event latency.
+    async fn pushes_an_add_from_another_instance(target: Target<'_>) {
+        let config = live_config(target.store().await, ONLY_PUSHED);
+        let other = target.store().await;
+        let mut stream = open(&config, None);
+        let session = stream.session().clone();
+        // Added at once: before the stream's session is subscribed, probably. The
+        // subscription wakes the stream, which takes it.
+        other
+            .add(&session, &VIEW, Message::info("right away"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut stream).await.text(), "right away");
+        let channel = other.live_channel(&session);
+        eventually("subscribed", || target.subscribers(&channel) == 1);
+        let mut latencies = Vec::new();
+        for i in 0..20 {
+            let text = format!("pushed {i}");
+            let added = Instant::now();
+            other
+                .add(&session, &VIEW, Message::info(text.as_str()))
+                .await
+                .unwrap();
+            assert_eq!(next_message(&mut stream).await.text(), text);
+            latencies.push(added.elapsed());
+        }
+        latencies.sort_unstable();
+        say(&format!(
+            "live {}: add to event (add's round trip included): min {:?}, median {:?}, max {:?}\n",
+            target.name(),
+            latencies[0],
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() - 1]
+        ));
+        assert_eq!(other.count(&session, &VIEW).await.unwrap(), 0);
+    }
+
+    /// (2) Two streams of one context, each on its own store instance: every message is
+    /// delivered once in all.
+    async fn two_instances_deliver_each_message_once(target: Target<'_>) {
+        let one = live_config(target.store().await, ONLY_PUSHED);
+        let two = live_config(target.store().await, ONLY_PUSHED);
+        let adder = target.store().await;
+        let a = open(&one, None);
+        let session = a.session().clone();
+        let b = open(&two, Some(&session));
+        let channel = adder.live_channel(&session);
+        eventually("both subscribed", || target.subscribers(&channel) == 2);
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let readers: Vec<_> = [a, b]
+            .into_iter()
+            .map(|mut stream| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = stream.next().await {
+                        if let LiveEvent::Message(m) = event {
+                            let _ = tx.send(m.text().to_owned());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..MESSAGES {
+            adder
+                .add(&session, &VIEW, Message::info(format!("m{i}")))
+                .await
+                .unwrap();
+            if i % 4 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        while seen.len() < MESSAGES {
+            let text = tokio::time::timeout(DEADLINE, rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {MESSAGES} delivered", seen.len()))
+                .unwrap();
+            *seen.entry(text).or_default() += 1;
+        }
+        // Anything delivered twice would have come by now, right after its first copy.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(text) = rx.try_recv() {
+            *seen.entry(text).or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "delivered twice: {twice:?}");
+        assert_eq!(adder.count(&session, &VIEW).await.unwrap(), 0);
+        for reader in readers {
+            reader.abort();
+        }
+    }
+
+    /// (4) A session's channel is subscribed while it has streams, and unsubscribed once
+    /// they are gone; streams of one store share its connection.
+    async fn unwatched_sessions_are_unsubscribed(target: Target<'_>) {
+        let one = live_config(target.store().await, ONLY_PUSHED);
+        let two = live_config(target.store().await, ONLY_PUSHED);
+        let a = open(&one, None);
+        let session = a.session().clone();
+        let also_a = open(&one, Some(&session));
+        let b = open(&two, Some(&session));
+        let channel = target.store().await.live_channel(&session);
+        eventually("one subscription per store", || {
+            target.subscribers(&channel) == 2
+        });
+        drop(a);
+        drop(b);
+        eventually("the second store unsubscribed", || {
+            target.subscribers(&channel) == 1
+        });
+        drop(also_a);
+        eventually("every store unsubscribed", || {
+            target.subscribers(&channel) == 0
+        });
+        // Watched again: subscribed again.
+        let _again = open(&two, Some(&session));
+        eventually("subscribed again", || target.subscribers(&channel) == 1);
+    }
+
+    /// A stream of a new session on a store of `target`, once its session is subscribed,
+    /// and a second store (another process) to add with.
+    struct Subscribed {
+        config: MessagesConfig,
+        other: RedisStore,
+        stream: LiveStream,
+        session: SessionKey,
+        channel: String,
+    }
+
+    async fn subscribed(target: Target<'_>) -> Subscribed {
+        let config = live_config(target.store().await, ONLY_PUSHED);
+        let other = target.store().await;
+        let stream = open(&config, None);
+        let session = stream.session().clone();
+        let channel = other.live_channel(&session);
+        eventually("subscribed", || target.subscribers(&channel) == 1);
+        Subscribed {
+            config,
+            other,
+            stream,
+            session,
+            channel,
+        }
+    }
+
+    /// (3) One change-feed connection per store, whatever the streams; after it is
+    /// killed, messages are pushed again (subscribed anew); it closes when the store is
+    /// dropped. On servers of its own, since it kills connections.
+    async fn one_connection_and_resubscribed_after_a_kill(target: Target<'_>) {
+        let Subscribed {
+            config,
+            other,
+            mut stream,
+            session,
+            channel,
+        } = subscribed(target).await;
+        let nodes = i64::try_from(target.servers().len()).unwrap();
+        let before = target.clients();
+        let feed = target.feed_connections();
+        assert!(
+            (1..=nodes).contains(&feed),
+            "one change-feed connection (per node on Cluster): {feed}"
+        );
+        say(&format!(
+            "live {}: {feed} change-feed connection(s), {before} clients in all\n",
+            target.name()
+        ));
+        let more: Vec<LiveStream> = (0..10)
+            .map(|_| open(&config, None))
+            .chain((0..3).map(|_| open(&config, Some(&session))))
+            .collect();
+        for s in &more {
+            let ch = other.live_channel(s.session());
+            eventually("subscribed", || target.subscribers(&ch) == 1);
+        }
+        assert_eq!(
+            target.feed_connections(),
+            feed,
+            "streams share the connection"
+        );
+        eventually("no more connections for more streams", || {
+            target.clients() <= before
+        });
+        drop(more);
+
+        let killed = target.kill_subscribers();
+        assert!(killed >= 1, "the change feed's connection was killed");
+        other
+            .add(&session, &VIEW, Message::info("after the kill"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut stream).await.text(), "after the kill");
+        eventually("subscribed again", || target.subscribers(&channel) == 1);
+        other
+            .add(&session, &VIEW, Message::info("pushed again"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut stream).await.text(), "pushed again");
+
+        // The feed's task ends with the store: its connection closes.
+        drop((stream, config));
+        eventually("the feed's connection closed with the store", || {
+            target.feed_connections() == 0
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_has_one_connection_and_resubscribes_after_a_kill() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        one_connection_and_resubscribed_after_a_kill(Target::Single(&server)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_has_one_connection_per_node_and_resubscribes_after_a_kill() {
+        let Some(cluster) = RedisCluster::start() else {
+            return;
+        };
+        one_connection_and_resubscribed_after_a_kill(Target::Cluster(&cluster)).await;
+    }
+
+    /// A session's channel follows its slot to another node (a resharding): the server
+    /// drops the subscription (`sunsubscribe`), the feed subscribes again where the slot
+    /// now is, and messages are still pushed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_subscription_follows_a_moved_slot() {
+        let Some(cluster) = RedisCluster::start() else {
+            return;
+        };
+        let target = Target::Cluster(&cluster);
+        let Subscribed {
+            other,
+            mut stream,
+            session,
+            channel,
+            ..
+        } = subscribed(target).await;
+
+        let nodes = cluster.nodes();
+        let slot: i64 = nodes[0].query(redis_client::cmd("CLUSTER").arg("KEYSLOT").arg(&channel));
+        let ids: Vec<String> = nodes
+            .iter()
+            .map(|n| n.query(redis_client::cmd("CLUSTER").arg("MYID")))
+            .collect();
+        let source = nodes
+            .iter()
+            .position(|n| {
+                let mut cmd = redis_client::cmd("PUBSUB");
+                cmd.arg("SHARDNUMSUB").arg(&channel);
+                let (_, n): (String, i64) = n.query(&cmd);
+                n == 1
+            })
+            .unwrap();
+        let dest = (source + 1) % nodes.len();
+        let keys: i64 = nodes[source].query(
+            redis_client::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(slot),
+        );
+        assert_eq!(keys, 0, "the stream took everything: no key to migrate");
+        let setslot = |node: usize, state: &str, id: &str| {
+            let () = nodes[node].query(
+                redis_client::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(state)
+                    .arg(id),
+            );
+        };
+        setslot(dest, "IMPORTING", &ids[source]);
+        setslot(source, "MIGRATING", &ids[dest]);
+        for node in [dest, source, (dest + 1) % nodes.len()] {
+            setslot(node, "NODE", &ids[dest]);
+        }
+        eventually("subscribed where the slot now is", || {
+            let mut cmd = redis_client::cmd("PUBSUB");
+            cmd.arg("SHARDNUMSUB").arg(&channel);
+            let (_, n): (String, i64) = nodes[dest].query(&cmd);
+            n == 1
+        });
+        other
+            .add(&session, &VIEW, Message::info("after the move"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut stream).await.text(), "after the move");
+    }
+
+    /// Adds until the store answers again (its connection is made again by the first
+    /// call after a restart).
+    async fn add_when_back(store: &RedisStore, session: &SessionKey, text: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while let Err(e) = store.add(session, &VIEW, Message::info(text)).await {
+            assert!(Instant::now() < deadline, "redis not back: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A configuration whose streams poll every second (when they have no change feed,
+    /// or after a store error), and a second store: both on `server`, in `namespace`.
+    async fn config_and_adder(
+        server: &RedisServer,
+        namespace: &str,
+    ) -> (MessagesConfig, RedisStore) {
+        let live = LiveOptions {
+            poll_interval: Duration::from_secs(1),
+            ..ONLY_PUSHED
+        };
+        let config = live_config(server.store(options(namespace)).await, live);
+        (config, server.store(options(namespace)).await)
+    }
+
+    /// (3) After the server restarts (everything lost), messages are pushed again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_resubscribes_after_a_restart() {
+        let Some(mut server) = RedisServer::start() else {
+            return;
+        };
+        // A take failing while the server is away is tried again after the poll interval.
+        let (config, other) = config_and_adder(&server, "live").await;
+        let mut stream = open(&config, None);
+        let session = stream.session().clone();
+        let channel = other.live_channel(&session);
+        eventually("subscribed", || {
+            Target::Single(&server).subscribers(&channel) == 1
+        });
+        tokio::task::block_in_place(|| server.restart());
+        add_when_back(&other, &session, "after the restart").await;
+        assert_eq!(next_message(&mut stream).await.text(), "after the restart");
+        eventually("subscribed again", || {
+            Target::Single(&server).subscribers(&channel) == 1
+        });
+        add_when_back(&other, &session, "pushed again").await;
+        assert_eq!(next_message(&mut stream).await.text(), "pushed again");
+    }
+
+    /// A server without sharded pub/sub (as before Redis 7: the commands renamed away):
+    /// adds work, streams watching already are woken every second, new ones poll.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_sharded_pubsub_streams_poll() {
+        let Some(server) = RedisServer::start_with_args(&[
+            "--rename-command",
+            "SSUBSCRIBE",
+            "",
+            "--rename-command",
+            "SPUBLISH",
+            "",
+        ]) else {
+            return;
+        };
+        let (config, other) = config_and_adder(&server, "old").await;
+        let mut early = config.begin([]).live(VIEW, None).unwrap();
+        assert!(early.is_notified(), "not known yet");
+        eventually("new streams poll", || {
+            !config.begin([]).live(VIEW, None).unwrap().is_notified()
+        });
+        let mut late = config.begin([]).live(VIEW, None).unwrap();
+        for (stream, text) in [
+            (&mut early, "to the early one"),
+            (&mut late, "to the late one"),
+        ] {
+            other
+                .add(stream.session(), &VIEW, Message::info(text))
+                .await
+                .unwrap();
+            assert_eq!(next_message(stream).await.text(), text);
+        }
+    }
+
+    /// Each check as `<check>::single` on the shared server and `<check>::cluster` on
+    /// the shared cluster.
+    macro_rules! on_single_and_cluster {
+        ($($check:ident),* $(,)?) => {$(
+            mod $check {
+                use super::{Target, shared};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn single() {
+                    let Some(server) = shared::redis() else { return };
+                    super::$check(Target::Single(server)).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    let Some(cluster) = shared::redis_cluster() else { return };
+                    super::$check(Target::Cluster(cluster)).await;
+                }
+            }
+        )*};
+    }
+
+    on_single_and_cluster!(
+        pushes_an_add_from_another_instance,
+        two_instances_deliver_each_message_once,
+        unwatched_sessions_are_unsubscribed,
+    );
+}

@@ -2,17 +2,25 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value};
+use ::redis::{
+    Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError, RedisFuture,
+    Script, ScriptInvocation, Value,
+};
 use async_trait::async_trait;
 
 use super::{Lease, Taken};
+use crate::live::Watch;
 use crate::{Error, Message, MessageId, MessageStore, Result, SessionKey, ViewId};
+
+mod feed;
+
+use feed::{Feed, FeedConfig, Source};
 
 /// Longest namespace, in bytes.
 const MAX_NAMESPACE_BYTES: usize = 64;
@@ -28,9 +36,14 @@ const MAX_PER_CONTEXT: usize = 1 << 40;
 /// lease set and reserves, the index, and the sequence — so a session lives `idle_ttl`
 /// after its last write, whichever view was written. KEYS: the context, the session's
 /// view index, the session's sequence; ARGV: the mode, the view id, the per-context cap,
-/// the idle TTL in ms, the prefix of the session's context keys, then each message's id
-/// and JSON. Other keys of the session are built here, not declared, but share the hash
-/// slot. Returns how many members the cap trimmed.
+/// the idle TTL in ms, the prefix of the session's context keys, the session's change-feed
+/// channel, then each message's id and JSON. Other keys of the session are built here,
+/// not declared, but share the hash slot. Returns how many members the cap trimmed.
+///
+/// When it stored something (an add, a put-back of a message not already there), it
+/// publishes the view id on the channel (`SPUBLISH`: sharded pub/sub, in the session's
+/// hash slot) for the live streams of other processes. `redis.pcall`: a server without
+/// sharded pub/sub (before Redis 7) still stores the messages.
 ///
 /// Scores are the session's arrival sequence, assigned here (`INCRBY` on the sequence
 /// key), never an application clock. An add scores its messages after everything; a
@@ -45,7 +58,7 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
         r#"local context, index, seq = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local view, cap, ttl, prefix = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local n = (#ARGV - 5) / 2
+local n = (#ARGV - 6) / 2
 local function highest(key)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then return tonumber(top[2]) end
@@ -71,7 +84,7 @@ end
 if ARGV[1] == 'add' then
   local last = next_seq(n)
   for i = 1, n do
-    redis.call('ZADD', context, 'NX', last - n + i, ARGV[5 + 2 * i])
+    redis.call('ZADD', context, 'NX', last - n + i, ARGV[6 + 2 * i])
   end
 else
   local present = {}
@@ -81,10 +94,10 @@ else
   end
   local fresh = {}
   for i = 1, n do
-    local id = ARGV[4 + 2 * i]
+    local id = ARGV[5 + 2 * i]
     if not present[id] then
       present[id] = true
-      fresh[#fresh + 1] = ARGV[5 + 2 * i]
+      fresh[#fresh + 1] = ARGV[6 + 2 * i]
     end
   end
   local k = #fresh
@@ -107,6 +120,7 @@ for _, v in ipairs(redis.call('SMEMBERS', index)) do
 end
 redis.call('PEXPIRE', index, ttl)
 redis.call('PEXPIRE', seq, ttl)
+redis.pcall('SPUBLISH', ARGV[6], view)
 return trimmed"#,
     )
 });
@@ -401,6 +415,44 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 ///   request context then shows no messages and logs the error. The connection is made
 ///   again by itself once Redis is back.
 ///
+/// # Live streams: the change feed
+///
+/// [Live streams](crate::live) are pushed what any process adds, through sharded pub/sub
+/// (Redis 7 or later):
+///
+/// - Every write that makes messages visible in a context — an add, a put-back, the
+///   destination views of a [`rotate`](MessageStore::rotate) — publishes the view id on
+///   the session's channel, [`live_channel`](RedisStore::live_channel)
+///   (`{namespace}:{<session>};live`), with `SPUBLISH` inside the write's script: no
+///   extra round trip. The channel carries the session's hash tag, so on Redis Cluster
+///   it lives in the session's slot, is published on the node that holds the session,
+///   and reaches only the subscribers connected there. When the slot moves to another
+///   node (resharding, failover) the server drops the subscription; the feed subscribes
+///   again, where the slot is now, and wakes the session's streams.
+/// - The first live stream a store opens starts a background task with one more
+///   connection (RESP3; on Cluster a cluster connection, one per node), for the whole
+///   store and all its clones, whatever the number of streams. It subscribes
+///   (`SSUBSCRIBE`) the channel of each session with an open stream in this process, and
+///   unsubscribes it when the session's last stream closes: subscriptions are bounded by
+///   the streams ([`LiveOptions`](crate::live::LiveOptions) caps them). A notification
+///   wakes the streams of its context, which then take the messages: of several streams
+///   (in any processes) exactly one gets each message.
+/// - Pub/sub is at most once: a notification sent while the subscriber is disconnected,
+///   or before its subscription is confirmed, is lost. The feed makes up for it: a new
+///   subscription wakes its session's streams, which take again; after its connection
+///   is lost the task reconnects (backing off from 100 ms to 5 s, with a warning),
+///   subscribes every watched session again and wakes every stream; a `PING` every 10 s
+///   notices a connection that died silently; and every stream polls the store at each
+///   [`keep_alive`](crate::live::LiveOptions::keep_alive). A lost notification delays a
+///   message until then; it never loses it.
+/// - On a server without sharded pub/sub (before Redis 7) the adds still work (the
+///   publish is a `redis.pcall`); the task notices, warns, wakes the streams it has
+///   every second, and later streams poll every
+///   [`poll_interval`](crate::live::LiveOptions::poll_interval).
+/// - The task ends when the store and its clones are dropped. A store made by
+///   [`from_manager`](RedisStore::from_manager) or [`from_cluster`](RedisStore::from_cluster)
+///   has no feed: its streams poll.
+///
 /// ```no_run
 /// use messages_core::{Message, MessageStore, MessagesConfig, RedisOptions, RedisStore, SessionKey, ViewId};
 ///
@@ -420,6 +472,8 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    /// The change feed, for a store that made its own connection.
+    feed: Option<Arc<Feed>>,
     namespace: String,
     per_context: usize,
     ttl_ms: u64,
@@ -439,6 +493,7 @@ impl fmt::Debug for RedisStore {
             .field("per_context", &self.per_context)
             .field("idle_ttl_ms", &self.ttl_ms)
             .field("read_lease_ms", &self.lease_ms)
+            .field("change_feed", &self.feed.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -458,6 +513,7 @@ impl RedisStore {
     pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore> {
         Settings::check(&options)?;
         let client = ::redis::Client::open(url).map_err(|e| config_error("redis url", &e))?;
+        let feed = Source::Single(resp3(client.get_connection_info()));
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))
@@ -472,7 +528,7 @@ impl RedisStore {
             Ok(m) => m.map_err(unavailable)?,
             Err(_) => return Err(unavailable(TimedOut(bound))),
         };
-        RedisStore::from_manager(manager, options)
+        RedisStore::new(Connection::Single(manager), options, Some(feed))
     }
 
     /// Connects to Redis Cluster through any of its nodes (`redis://host:port` each).
@@ -485,6 +541,12 @@ impl RedisStore {
         options: RedisOptions,
     ) -> Result<RedisStore> {
         Settings::check(&options)?;
+        let nodes = nodes
+            .into_iter()
+            .map(IntoConnectionInfo::into_connection_info)
+            .collect::<std::result::Result<Vec<ConnectionInfo>, RedisError>>()
+            .map_err(|e| config_error("redis cluster nodes", &e))?;
+        let feed = Source::Cluster(nodes.clone());
         let client = ClusterClient::builder(nodes)
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
@@ -496,20 +558,26 @@ impl RedisStore {
             Ok(c) => c.map_err(unavailable)?,
             Err(_) => return Err(unavailable(TimedOut(bound))),
         };
-        RedisStore::from_cluster(connection, options)
+        RedisStore::new(Connection::Cluster(connection), options, Some(feed))
     }
 
     /// A store on a connection manager you configured yourself. Its timeouts apply; the
     /// store additionally bounds each operation by `connect_timeout + response_timeout`.
     ///
+    /// Such a store has no change feed (it cannot open the connection one needs): its
+    /// adds are still announced to other processes, but its own live streams poll
+    /// every [`poll_interval`](crate::live::LiveOptions::poll_interval). Use
+    /// [`connect`](RedisStore::connect) for streams that are pushed to.
+    ///
     /// # Errors
     /// [`Error::Config`] for bad options (as for [`connect`](RedisStore::connect)).
     pub fn from_manager(manager: ConnectionManager, options: RedisOptions) -> Result<RedisStore> {
-        RedisStore::new(Connection::Single(manager), options)
+        RedisStore::new(Connection::Single(manager), options, None)
     }
 
     /// A store on a cluster connection you made yourself (see
-    /// [`from_manager`](RedisStore::from_manager) for timeouts).
+    /// [`from_manager`](RedisStore::from_manager) for timeouts; like it, without a change
+    /// feed: use [`connect_cluster`](RedisStore::connect_cluster) for that).
     ///
     /// # Errors
     /// [`Error::Config`] for bad options (as for [`connect`](RedisStore::connect)).
@@ -517,14 +585,27 @@ impl RedisStore {
         connection: ClusterConnection,
         options: RedisOptions,
     ) -> Result<RedisStore> {
-        RedisStore::new(Connection::Cluster(connection), options)
+        RedisStore::new(Connection::Cluster(connection), options, None)
     }
 
-    fn new(connection: Connection, options: RedisOptions) -> Result<RedisStore> {
+    fn new(
+        connection: Connection,
+        options: RedisOptions,
+        feed: Option<Source>,
+    ) -> Result<RedisStore> {
         let Settings { ttl_ms, lease_ms } = Settings::check(&options)?;
+        let feed = feed.map(|source| {
+            Arc::new(Feed::new(FeedConfig {
+                source,
+                namespace: options.namespace.clone(),
+                connect_timeout: options.connect_timeout,
+                response_timeout: options.response_timeout,
+            }))
+        });
         Ok(RedisStore {
             lease_ms,
             connection,
+            feed,
             time_bound: time_bound(&options),
             per_context: options.per_context.clamp(1, MAX_PER_CONTEXT),
             ttl_ms,
@@ -556,6 +637,13 @@ impl RedisStore {
     /// The key of a context's lease set: `{namespace}:{<session>}:{view};leases`.
     fn leases_key(&self, session: &SessionKey, view: &ViewId) -> String {
         format!("{}:{{{}}}:{view};leases", self.namespace, session.as_str())
+    }
+
+    /// The channel a session's adds are announced on, with sharded pub/sub (`SPUBLISH`),
+    /// for live streams: `{namespace}:{<session>};live`, in the session's hash slot.
+    /// The message is the view id.
+    pub fn live_channel(&self, session: &SessionKey) -> String {
+        feed::channel(&self.namespace, session)
     }
 
     /// The prefix of a session's context keys (the Lua scripts append the view).
@@ -634,7 +722,8 @@ impl RedisStore {
             .arg(view.as_str())
             .arg(self.per_context)
             .arg(self.ttl_ms)
-            .arg(self.context_prefix(session));
+            .arg(self.context_prefix(session))
+            .arg(self.live_channel(session));
         for m in messages {
             invocation
                 .arg(m.id().to_string())
@@ -696,6 +785,15 @@ impl RedisStore {
         }
         tracing::warn!(view = %view, tries, "messages: read lease not settled; its messages will be shown again");
     }
+}
+
+/// The connection info with RESP3, which the change feed's pushes need.
+fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    info.clone().set_redis_settings(redis)
 }
 
 fn time_bound(options: &RedisOptions) -> Duration {
@@ -859,6 +957,13 @@ impl MessageStore for RedisStore {
             }
         }
         Ok(())
+    }
+
+    /// A watch woken through the store's change feed (sharded pub/sub; see the type's
+    /// docs); `None` for a store made with [`from_manager`](RedisStore::from_manager) or
+    /// [`from_cluster`](RedisStore::from_cluster), whose streams poll.
+    fn watch(&self, session: &SessionKey, view: &ViewId) -> Option<Watch> {
+        self.feed.as_ref()?.watch(session, view)
     }
 
     async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>> {
