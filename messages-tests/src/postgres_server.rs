@@ -29,6 +29,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use messages_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use messages_core::{PostgresStore, SqlOptions};
 
 /// Attempts with fresh ports when a port was taken between choosing and binding it.
@@ -281,6 +282,26 @@ rm -rf -- "$d""#;
     /// `postgres://postgres@127.0.0.1:<port>/postgres` (trust authentication).
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The URL of a new, empty database on this server (`CREATE DATABASE`), named
+    /// `test_<process>_<n>`: a test of its own tables under their default names.
+    pub async fn fresh_database(&self) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect(&self.url())
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("create the database {name}: {e}"));
+        let _ = admin.close().await;
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
     /// A [`PostgresStore`] on this server, its tables migrated.
