@@ -123,6 +123,36 @@ fn run_plain(program: &str, args: &[&str]) {
     assert!(out.status.success(), "{}", describe(program, &out));
 }
 
+/// The postmaster `pid` and every process it started (its backends).
+fn processes(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid ...`; comm may hold spaces, so parse after the last ')'.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+/// Sends `signal` to `pids`. A backend may have exited since it was listed: not an error.
+fn send(signal: &str, pids: &[u32]) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(pids.iter().map(ToString::to_string))
+        .stderr(Stdio::null())
+        .status()
+        .expect("run kill");
+}
+
 /// One PostgreSQL server on 127.0.0.1, its data and socket in a temporary directory,
 /// without `fsync` (faster; committed data survives a crash of the server, not of the
 /// machine).
@@ -324,36 +354,43 @@ rm -rf -- "$d""#;
         assert!(out.status.success(), "{}", describe("pg_ctl stop", &out));
     }
 
+    /// Kills the server with SIGKILL — the postmaster and every process it started, at
+    /// once, as a crash would (what was committed survives: the restart replays the
+    /// write-ahead log) — and waits until they are gone; [`restart`](PostgresServer::restart)
+    /// starts it again. The lock file is removed, since a killed postmaster that nobody
+    /// has reaped yet would keep a restart from starting.
+    pub fn kill(&self) {
+        let pid = self.pid().expect("the server is running");
+        let pids = processes(pid);
+        send("KILL", &pids);
+        // Gone, or a zombie (dead, not reaped yet).
+        let dead = |p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+            })
+        };
+        for _ in 0..200 {
+            if pids.iter().all(dead) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(pids.iter().all(dead), "postgres survived SIGKILL");
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+    }
+
     /// Sends `signal` (`"STOP"`, `"CONT"`, ...) to the postmaster and every process it
     /// started (its backends): `STOP` freezes the server with its connections open.
     pub fn signal(&self, signal: &str) {
-        let pid = self.pid().expect("the server is running");
-        let mut pids = vec![pid];
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // `pid (comm) state ppid ...`; comm may hold spaces, so parse after the last ')'.
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if parent == Some(pid) {
-                pids.push(child);
-            }
-        }
-        // A backend may have exited since it was listed: not an error.
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .args(pids.iter().map(ToString::to_string))
-            .stderr(Stdio::null())
-            .status()
-            .expect("run kill");
+        send(
+            signal,
+            &processes(self.pid().expect("the server is running")),
+        );
     }
 
-    /// Starts the server again on the same port after [`stop`](PostgresServer::stop),
-    /// with its data.
+    /// Starts the server again on the same port after [`stop`](PostgresServer::stop) or
+    /// [`kill`](PostgresServer::kill), with its data.
     pub fn restart(&self) {
         let mut last_error = String::new();
         for _ in 0..50 {

@@ -2,6 +2,15 @@
 //! (immediate shutdown: connections drop, as in a crash) and frozen (SIGSTOP with its
 //! connections open). Operations fail fast with `Error::Unavailable`, pages still render,
 //! and the store recovers by itself once the server is back, with what was committed.
+//!
+//! Then under load (`sigkill_under_load_*`): the harness of `load_faults.rs`
+//! (`support/kill_under_load.rs`: 16 sessions × 3 tabs adding and reading over HTTP,
+//! adds confirmed by `flush`) while the postmaster and every backend are SIGKILLed and
+//! the server is started again on its port a second later: no confirmed add is lost,
+//! nothing is shown twice or in another session, reads during the outage answer `200`
+//! with no messages, and adds are stored again once the server is back. The figures are
+//! printed on stderr, ending with a one-line summary per run
+//! (`postgres_faults: …: confirmed=… lost=… dup=… …`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -10,6 +19,11 @@ use messages_core::{
     Error, Message, MessageStore, MessagesConfig, PostgresStore, SessionKey, SqlOptions, ViewId,
 };
 use messages_tests::postgres_server::PostgresServer;
+
+#[path = "support/kill_under_load.rs"]
+mod kill_under_load;
+
+use kill_under_load::{Target, contained_kill};
 
 const VIEW: ViewId = ViewId::from_static("app::inbox");
 
@@ -126,4 +140,47 @@ async fn a_frozen_server_times_out_and_the_store_recovers() {
         texts(&left) == ["before", "after"] || texts(&left) == ["after"],
         "{left:?}"
     );
+}
+
+/// How long the server stays dead under load: a read or add fails after the store's
+/// bound on one operation (`connect_timeout + response_timeout`, 1 s + 1 s by default;
+/// about 1.1 s, measured, while nothing listens on the port), so reads start and end
+/// within the outage.
+const OUTAGE: Duration = Duration::from_secs(3);
+/// The store's read lease under load: longer than the outage, so settles cut by the kill
+/// are retried in time; the final reads wait this long after the load.
+const READ_LEASE: Duration = Duration::from_secs(5);
+
+/// A server of the test's own and a store on it, to kill under load; `None` (locally)
+/// without PostgreSQL.
+async fn postgres_to_kill() -> Option<Target<PostgresServer>> {
+    let server = PostgresServer::start()?;
+    let options = SqlOptions {
+        read_lease: READ_LEASE,
+        ..SqlOptions::default()
+    };
+    let store = server.store(options).await;
+    Some(Target {
+        backend: "postgres (SIGKILL of the postmaster and every backend)",
+        server,
+        config: MessagesConfig::new(store),
+        read_lease: READ_LEASE,
+        outage: OUTAGE,
+        kill: |server| server.kill(),
+        revive: |server| server.restart(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_with_adds_in_flight_loses_no_confirmed_add_and_fails_no_page() {
+    if let Some(target) = postgres_to_kill().await {
+        contained_kill(target, true, "adds in flight at the kill").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_with_reads_in_flight_loses_no_confirmed_add() {
+    if let Some(target) = postgres_to_kill().await {
+        contained_kill(target, false, "adds and reads in flight at the kill").await;
+    }
 }
