@@ -10,10 +10,12 @@
 # in `GET /views` (each app's own source), and that response's content-length.
 #
 # Usage: examples/compare.sh [store...]
-#   stores: memory cookie fallback redis fallback-redis
-#   (default: memory cookie fallback, and the Redis ones when redis-server is installed)
-# Env: AXUM_PORT (3901), ACTIX_PORT (3902), REDIS_PORT (6390), OUT (target/compare: the
-# transcripts); AXUM_BIN, ACTIX_BIN: other binaries to compare (an older build, say).
+#   stores: memory cookie fallback sqlite redis fallback-redis postgres
+#   (default: memory cookie fallback sqlite, the Redis ones when redis-server is installed,
+#   postgres when PostgreSQL is, in /usr/lib/postgresql/*/bin)
+# Env: AXUM_PORT (3901), ACTIX_PORT (3902), REDIS_PORT (6390), PG_PORT (6391), OUT
+# (target/compare: the transcripts); AXUM_BIN, ACTIX_BIN: other binaries to compare (an
+# older build, say).
 # Exit status: 0 when every store gives identical transcripts.
 set -euo pipefail
 
@@ -21,14 +23,19 @@ cd "$(dirname "$0")/.."
 AXUM_PORT=${AXUM_PORT:-3901}
 ACTIX_PORT=${ACTIX_PORT:-3902}
 REDIS_PORT=${REDIS_PORT:-6390}
+PG_PORT=${PG_PORT:-6391}
 OUT=${OUT:-target/compare}
 KEY="the signing key of compare.sh: at least 32 bytes long"
+
+# The newest PostgreSQL of Debian's packages, if any.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1; }
 
 if [ $# -gt 0 ]; then
     STORES=("$@")
 else
-    STORES=(memory cookie fallback)
+    STORES=(memory cookie fallback sqlite)
     if command -v redis-server > /dev/null; then STORES+=(redis fallback-redis); fi
+    if [ -n "$(pg_bin)" ]; then STORES+=(postgres); fi
 fi
 
 export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
@@ -38,14 +45,42 @@ AXUM_BIN=${AXUM_BIN:-$BIN/messages-example}
 ACTIX_BIN=${ACTIX_BIN:-$BIN/messages-example-actix}
 
 mkdir -p "$OUT"
+OUT_ABS=$(cd "$OUT" && pwd)
 PIDS=()
+PG_DIR=
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2> /dev/null || true; done
     PIDS=()
+    if [ -n "$PG_DIR" ]; then
+        as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop > /dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+        PG_DIR=
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
+
+# as_postgres PROGRAM [ARGS...]: PostgreSQL refuses to run as root; as root, run it as the
+# `postgres` user (Debian's postgresql package makes it).
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres: a PostgreSQL server on PG_PORT in a temporary directory (stopped and
+# removed by cleanup), with one database per app.
+start_postgres() {
+    local bin
+    bin=$(pg_bin)
+    PG_DIR=$(mktemp -d /tmp/messages-compare-postgres.XXXXXX)
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_DIR"; fi
+    as_postgres "$bin/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync > "$OUT/postgres.log" 2>&1
+    as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >> "$OUT/postgres.log" 2>&1
+    for db in axum actix; do
+        as_postgres "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db" >> "$OUT/postgres.log" 2>&1
+    done
+}
 
 # start NAME BINARY PORT [VAR=VALUE...]: runs BINARY on PORT, waits for its listening line.
 start() {
@@ -186,6 +221,17 @@ for store in "${STORES[@]}"; do
             # One Redis, one database per app.
             env_axum+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0")
             env_actix+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1")
+            ;;
+        sqlite)
+            # One file per app, new for each run.
+            rm -f "$OUT"/{axum,actix}.db*
+            env_axum+=(DATABASE_URL="sqlite://$OUT_ABS/axum.db")
+            env_actix+=(DATABASE_URL="$OUT/actix.db")
+            ;;
+        postgres)
+            start_postgres
+            env_axum+=(DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/axum")
+            env_actix+=(DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/actix")
             ;;
         *)
             echo "unknown store $store" >&2

@@ -29,6 +29,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use messages_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use messages_core::{PostgresStore, SqlOptions};
 
 /// Attempts with fresh ports when a port was taken between choosing and binding it.
@@ -120,6 +121,36 @@ fn run_plain(program: &str, args: &[&str]) {
         .output()
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
     assert!(out.status.success(), "{}", describe(program, &out));
+}
+
+/// The postmaster `pid` and every process it started (its backends).
+fn processes(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid ...`; comm may hold spaces, so parse after the last ')'.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+/// Sends `signal` to `pids`. A backend may have exited since it was listed: not an error.
+fn send(signal: &str, pids: &[u32]) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(pids.iter().map(ToString::to_string))
+        .stderr(Stdio::null())
+        .status()
+        .expect("run kill");
 }
 
 /// One PostgreSQL server on 127.0.0.1, its data and socket in a temporary directory,
@@ -283,6 +314,26 @@ rm -rf -- "$d""#;
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The URL of a new, empty database on this server (`CREATE DATABASE`), named
+    /// `test_<process>_<n>`: a test of its own tables under their default names.
+    pub async fn fresh_database(&self) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect(&self.url())
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("create the database {name}: {e}"));
+        let _ = admin.close().await;
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// A [`PostgresStore`] on this server, its tables migrated.
     pub async fn store(&self, options: SqlOptions) -> PostgresStore {
         let store = PostgresStore::connect(&self.url(), options)
@@ -303,36 +354,43 @@ rm -rf -- "$d""#;
         assert!(out.status.success(), "{}", describe("pg_ctl stop", &out));
     }
 
+    /// Kills the server with SIGKILL — the postmaster and every process it started, at
+    /// once, as a crash would (what was committed survives: the restart replays the
+    /// write-ahead log) — and waits until they are gone; [`restart`](PostgresServer::restart)
+    /// starts it again. The lock file is removed, since a killed postmaster that nobody
+    /// has reaped yet would keep a restart from starting.
+    pub fn kill(&self) {
+        let pid = self.pid().expect("the server is running");
+        let pids = processes(pid);
+        send("KILL", &pids);
+        // Gone, or a zombie (dead, not reaped yet).
+        let dead = |p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+            })
+        };
+        for _ in 0..200 {
+            if pids.iter().all(dead) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(pids.iter().all(dead), "postgres survived SIGKILL");
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+    }
+
     /// Sends `signal` (`"STOP"`, `"CONT"`, ...) to the postmaster and every process it
     /// started (its backends): `STOP` freezes the server with its connections open.
     pub fn signal(&self, signal: &str) {
-        let pid = self.pid().expect("the server is running");
-        let mut pids = vec![pid];
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // `pid (comm) state ppid ...`; comm may hold spaces, so parse after the last ')'.
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if parent == Some(pid) {
-                pids.push(child);
-            }
-        }
-        // A backend may have exited since it was listed: not an error.
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .args(pids.iter().map(ToString::to_string))
-            .stderr(Stdio::null())
-            .status()
-            .expect("run kill");
+        send(
+            signal,
+            &processes(self.pid().expect("the server is running")),
+        );
     }
 
-    /// Starts the server again on the same port after [`stop`](PostgresServer::stop),
-    /// with its data.
+    /// Starts the server again on the same port after [`stop`](PostgresServer::stop) or
+    /// [`kill`](PostgresServer::kill), with its data.
     pub fn restart(&self) {
         let mut last_error = String::new();
         for _ in 0..50 {

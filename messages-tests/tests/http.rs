@@ -1,8 +1,10 @@
 //! The example applications' HTTP contract through real HTTP on a loopback listener, run
 //! against both apps of the contract — `http::axum::*` (`messages-example`) and
 //! `http::actix::*` (`messages-example-actix`) — each case written once: every
-//! per-store case on the memory, cookie, fallback, Redis and fallback-on-Redis stores
-//! (`http::{axum,actix}::<store>::<case>`), the others once per framework. Then a
+//! per-store case on the memory, cookie, fallback, Redis, fallback-on-Redis, PostgreSQL
+//! and SQLite stores (`http::{axum,actix}::<store>::<case>`; PostgreSQL a fresh database
+//! per test on one server per binary, SQLite a fresh file, each through the example's
+//! `DATABASE_URL`), the others once per framework. Then a
 //! reusable component called from both frameworks (`http::reusable::*`, see
 //! `support/reusable_apps.rs`), and the axum layer's own behaviour (the tests at the root).
 //!
@@ -26,6 +28,7 @@ use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
 use messages_core::{Messages, axum::MessagesLayer};
 use messages_tests::CountingStore;
 use messages_tests::http::{HttpClient, Reply, TestServer};
+use messages_tests::postgres_server;
 use messages_tests::redis_server::RedisServer;
 use tower::ServiceExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -40,19 +43,31 @@ use example_app::Framework;
 const SESSION: &str = "messages_session";
 const COOKIE: &str = "messages";
 
-/// Whether a row's store can run: the Redis rows only with `redis-server` (locally
-/// without it the harness says SKIPPED; in CI it fails instead).
+/// Whether a row's store can run: the Redis rows only with `redis-server`, the PostgreSQL
+/// rows only with PostgreSQL (locally without them the harness says SKIPPED; in CI it
+/// fails instead).
 fn store_available(store: &str) -> bool {
     static REDIS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !store.contains("redis") || *REDIS.get_or_init(|| RedisServer::start().is_some())
+    if store.contains("redis") {
+        *REDIS.get_or_init(|| RedisServer::start().is_some())
+    } else if store == "postgres" {
+        postgres_server::shared().is_some()
+    } else {
+        true
+    }
+}
+
+/// Whether a row's store keeps every message on the server: no messages cookie.
+fn server_only(store: &str) -> bool {
+    matches!(store, "memory" | "redis" | "postgres" | "sqlite")
 }
 
 /// The example of `framework` on a row's store: `memory`, `cookie`, `fallback`, `redis`,
-/// or `fallback-redis` (cookie first, spilling to Redis).
+/// `fallback-redis` (cookie first, spilling to Redis), `postgres` or `sqlite`.
 async fn example(framework: Framework, store: &str) -> TestServer {
     example_app::serve(framework, store)
         .await
-        .expect("Redis rows run only when store_available()")
+        .expect("Redis and PostgreSQL rows run only when store_available()")
 }
 
 /// `Vary: Cookie` and `Cache-Control: private`, as a touched response must carry.
@@ -362,7 +377,7 @@ async fn a_forged_messages_cookie_shows_nothing(fw: Framework, store: &str) {
     b.cookies.jar.insert(COOKIE.into(), forged);
     let page = b.get("/settings").await;
     assert_eq!(page.status, StatusCode::OK);
-    if store == "memory" || store == "redis" {
+    if server_only(store) {
         // A server store never reads a messages cookie: the stray one changes nothing.
         assert_eq!(page.texts(), ["Settings saved for Ada."]);
     } else {
@@ -450,8 +465,10 @@ async fn the_old_session_cookie_sees_and_reaches_nothing_after_login(fw: Framewo
     ] {
         assert_eq!(posted.status, StatusCode::SEE_OTHER);
     }
-    if store == "memory" {
-        // The memory store retires the old key: it accepts nothing either.
+    if server_only(store) {
+        // A server store retires the old key: it accepts nothing either, so the attacker
+        // is shown none of its own adds. (With a cookie part they travel in the attacker's
+        // own cookie, which the login did not touch.)
         assert_eq!(attacker.cookie(SESSION), Some(old.as_str()));
         assert!(attacker.get("/dashboard").await.messages().is_empty());
         assert!(attacker.get("/settings").await.messages().is_empty());
@@ -838,6 +855,12 @@ macro_rules! contract_suite {
             }
             mod fallback_redis {
                 per_store_cases!(store_row!($fw, "fallback-redis"));
+            }
+            mod postgres {
+                per_store_cases!(store_row!($fw, "postgres"));
+            }
+            mod sqlite {
+                per_store_cases!(store_row!($fw, "sqlite"));
             }
 
             #[tokio::test]

@@ -4,8 +4,9 @@
 //! refusals of bad input.
 //!
 //! Run it with `cargo run -p messages-example-actix` (memory store,
-//! `http://127.0.0.1:3000`); `MESSAGES_STORE=memory|cookie|fallback|redis`,
-//! `MESSAGES_KEY`, `REDIS_URL` and `PORT` as for the axum app (see [`config_from`]).
+//! `http://127.0.0.1:3000`); `MESSAGES_STORE=memory|cookie|fallback|redis|postgres|sqlite`,
+//! `MESSAGES_KEY`, `REDIS_URL`, `DATABASE_URL` and `PORT` as for the axum app (see
+//! [`config_from`]).
 //!
 //! **The HTTP contract** (routes, statuses, headers, the markup of messages, bad input,
 //! view ids), the JSON shape and htmx use are documented once, in

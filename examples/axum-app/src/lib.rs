@@ -2,9 +2,9 @@
 //! small site with a settings page, a dashboard, a background job and a JSON endpoint.
 //!
 //! Run it with `cargo run -p messages-example` (memory store, `http://127.0.0.1:3000`);
-//! `MESSAGES_STORE=memory|cookie|fallback|redis`, `MESSAGES_KEY`, `REDIS_URL` and `PORT`
-//! change the store, the cookie signing keys, the Redis server and the port (see
-//! [`config_from`]).
+//! `MESSAGES_STORE=memory|cookie|fallback|redis|postgres|sqlite`, `MESSAGES_KEY`,
+//! `REDIS_URL`, `DATABASE_URL` and `PORT` change the store, the cookie signing keys, the
+//! Redis server, the database and the port (see [`config_from`]).
 //!
 //! **The HTTP contract** (routes, statuses, headers, the markup of messages, bad input,
 //! view ids), the JSON shape and htmx use are documented once, in

@@ -84,8 +84,9 @@
 //! path (`#[with_messages]` at the root of `messages_example`), the actix-web app states
 //! them (`#[with_messages(view = "messages_example::settings")]`); each app's tests check
 //! its ids against these constants. A view id is part of what is stored, so a browser's
-//! messages cookie and a session's messages in Redis mean the same to either app: behind
-//! one domain and one `MESSAGES_KEY` or Redis, either may answer any request.
+//! messages cookie and a session's messages in Redis or a database mean the same to either
+//! app: behind one domain and one `MESSAGES_KEY`, Redis or database, either may answer any
+//! request.
 //!
 //! `GET /views` lists every message-bearing view of the program, sorted by id: in either
 //! app `settings` and `dashboard`, with the `file` and `line` of the handler that declares
@@ -139,8 +140,13 @@
 //!
 //! # Start-up
 //!
-//! Both binaries read `MESSAGES_STORE`, `MESSAGES_KEY` and `REDIS_URL` ([`config_from`]),
-//! then `PORT` ([`port_from`]: default 3000, `0` for a free port), listen on `127.0.0.1`,
+//! Both binaries read `MESSAGES_STORE`, `MESSAGES_KEY`, `REDIS_URL` and `DATABASE_URL`
+//! ([`config_from`]): `MESSAGES_STORE` is `memory` (the default), `cookie`, `fallback`,
+//! `redis` (with `REDIS_URL`), `postgres` (with `DATABASE_URL`,
+//! `postgres://user@host:5432/db`) or `sqlite` (`DATABASE_URL` a `sqlite:///path/file.db`
+//! URL or a path, by default `messages.db` next to the binary, [`default_sqlite_path`]);
+//! the SQL stores create their tables at start-up when they are missing. Then they read
+//! `PORT` ([`port_from`]: default 3000, `0` for a free port), listen on `127.0.0.1`,
 //! print `messages example listening on http://127.0.0.1:{port}/` on stdout, log to
 //! stderr as `RUST_LOG` says (default `info`, see [`init_tracing`]), and stop gracefully
 //! on Ctrl-C (exit status 0). A refused configuration is one error line and exit
@@ -161,7 +167,10 @@ mod job;
 mod render;
 mod startup;
 
-pub use config::{ConfigError, DEFAULT_PORT, config_from, config_from_env, port_from};
+pub use config::{
+    ConfigError, DEFAULT_PORT, DEFAULT_SQLITE_FILE, config_from, config_from_env,
+    default_sqlite_path, port_from,
+};
 pub use forms::{FragmentQuery, LoginForm, NAME_MISSING, NotesForm, SettingsForm, parse_notes};
 pub use job::{
     IMPORT_FINISHED, IMPORT_NOT_STARTED, JOBS_NEED_SERVER_STORE, LOGIN_FAILED, spawn_import,

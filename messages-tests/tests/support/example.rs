@@ -13,11 +13,14 @@
 // Each binary uses a part of it.
 #![allow(dead_code)]
 
+use std::any::Any;
 use std::fmt;
 
 use messages_core::{MessagesConfig, RedisOptions, RedisStore};
+use tempfile::TempDir;
 
 use messages_tests::http::TestServer;
+use messages_tests::postgres_server;
 use messages_tests::redis_server::{RedisCluster, RedisServer};
 
 /// The cookie signing key the served example uses.
@@ -85,18 +88,23 @@ pub(crate) async fn config(store: &str) -> MessagesConfig {
     .unwrap()
 }
 
-/// The example on `framework` and `store`, served until dropped with the Redis it uses:
+/// The example on `framework` and `store`, served until dropped with the server or file
+/// its store uses:
 ///
 /// - `memory`, `cookie`, `fallback`: `MESSAGES_STORE` as named.
 /// - `redis`: a fresh `redis-server`; `fallback-redis`: cookie first, spilling to one.
 /// - `redis-cluster`: a fresh 3-node Redis Cluster, with the example's Redis options (the
 ///   example's own configuration takes one server).
+/// - `postgres`: a fresh database on the binary's shared PostgreSQL server
+///   (`messages_tests::postgres_server::shared`), as `DATABASE_URL`; the example creates
+///   its tables.
+/// - `sqlite`: a file in a fresh temporary directory, its path as `DATABASE_URL`.
 ///
-/// `None` when the store needs Redis and `redis-server` is not installed (the harness has
-/// said SKIPPED; in CI it fails instead).
+/// `None` when the store needs Redis or PostgreSQL and it is not installed (the harness
+/// has said SKIPPED; in CI it fails instead).
 ///
 /// # Panics
-/// On an unknown store name or an unreachable fresh Redis (test failures).
+/// On an unknown store name or an unreachable fresh server (test failures).
 pub(crate) async fn serve(framework: Framework, store: &str) -> Option<TestServer> {
     if store == "redis-cluster" {
         let cluster = RedisCluster::start()?;
@@ -111,19 +119,34 @@ pub(crate) async fn serve(framework: Framework, store: &str) -> Option<TestServe
         let server = framework.serve(MessagesConfig::new(redis)).await;
         return Some(server.keep(cluster));
     }
-    let redis = match store {
-        "redis" | "fallback-redis" => Some(RedisServer::start()?),
-        _ => None,
+    let (mut redis_url, mut database_url) = (None, None);
+    // What the store uses, kept as long as the app is served.
+    let guard: Box<dyn Any + Send> = match store {
+        "redis" | "fallback-redis" => {
+            let redis = RedisServer::start()?;
+            redis_url = Some(redis.url());
+            Box::new(redis)
+        }
+        "postgres" => {
+            database_url = Some(postgres_server::shared()?.fresh_database().await);
+            Box::new(())
+        }
+        "sqlite" => {
+            let dir = TempDir::new().unwrap();
+            database_url = Some(dir.path().join("messages.db").display().to_string());
+            Box::new(dir)
+        }
+        _ => Box::new(()),
     };
-    let url = redis.as_ref().map(RedisServer::url);
     let name = store.trim_end_matches("-redis");
     let config = messages_example::config_from(|var| match var {
         "MESSAGES_STORE" => Some(name.to_owned()),
         "MESSAGES_KEY" => Some(KEY.to_owned()),
-        "REDIS_URL" => url.clone(),
+        "REDIS_URL" => redis_url.clone(),
+        "DATABASE_URL" => database_url.clone(),
         _ => None,
     })
     .await
     .unwrap();
-    Some(framework.serve(config).await.keep(redis))
+    Some(framework.serve(config).await.keep(guard))
 }
