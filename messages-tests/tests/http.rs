@@ -28,8 +28,6 @@ use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
 use messages_core::{Messages, axum::MessagesLayer};
 use messages_tests::CountingStore;
 use messages_tests::http::{HttpClient, Reply, TestServer};
-use messages_tests::postgres_server;
-use messages_tests::redis_server::RedisServer;
 use tower::ServiceExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -42,20 +40,6 @@ use example_app::Framework;
 
 const SESSION: &str = "messages_session";
 const COOKIE: &str = "messages";
-
-/// Whether a row's store can run: the Redis rows only with `redis-server`, the PostgreSQL
-/// rows only with PostgreSQL (locally without them the harness says SKIPPED; in CI it
-/// fails instead).
-fn store_available(store: &str) -> bool {
-    static REDIS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if store.contains("redis") {
-        *REDIS.get_or_init(|| RedisServer::start().is_some())
-    } else if store == "postgres" {
-        postgres_server::shared().is_some()
-    } else {
-        true
-    }
-}
 
 /// Whether a row's store keeps every message on the server: no messages cookie.
 fn server_only(store: &str) -> bool {
@@ -806,7 +790,7 @@ macro_rules! store_row {
     ($fw:ident, $store:literal; $($case:ident),* $(,)?) => {$(
         #[tokio::test]
         async fn $case() {
-            if crate::store_available($store) {
+            if crate::example_app::store_available($store) {
                 crate::$case(crate::Framework::$fw, $store).await;
             }
         }

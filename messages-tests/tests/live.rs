@@ -3,7 +3,9 @@
 //! message once across tabs, a closed stream leaves messages for the next page, a
 //! reconnect with `Last-Event-ID` neither repeats nor loses one; `POST /notes` with
 //! `HX-Request: true` answers the fragment and `HX-Trigger`. Every server store the
-//! examples take runs the stream cases; cookie-only storage refuses the stream.
+//! examples take runs the stream cases (memory, Redis, Redis Cluster, PostgreSQL and
+//! SQLite, which is polled; `fallback` only for a job's message, since a request's
+//! messages ride in the cookie); cookie-only storage refuses the stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -11,7 +13,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use messages_tests::http::{EventStream, HttpClient, SseEvent};
-use messages_tests::redis_server::RedisServer;
 
 #[path = "support/example.rs"]
 mod example_app;
@@ -22,11 +23,6 @@ use example_app::Framework;
 const PATIENCE: Duration = Duration::from_secs(15);
 /// How long a test watches for an event that must not come (a duplicate).
 const QUIET: Duration = Duration::from_millis(700);
-
-fn store_available(store: &str) -> bool {
-    static REDIS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !store.contains("redis") || *REDIS.get_or_init(|| RedisServer::start().is_some())
-}
 
 async fn open(b: &mut HttpClient, last_event_id: Option<&str>) -> EventStream {
     let stream = b.events("/dashboard/events", last_event_id).await;
@@ -243,7 +239,7 @@ macro_rules! live_suite {
                     ($case:ident) => {
                         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                         async fn $case() {
-                            if crate::store_available($name) {
+                            if crate::example_app::store_available($name) {
                                 crate::$case(Framework::$fw, $name).await;
                             }
                         }
@@ -271,12 +267,16 @@ live_suite!(axum, Axum;
     fallback => "fallback": fallback_cases,
     redis => "redis": server_store_cases,
     redis_cluster => "redis-cluster": server_store_cases,
+    postgres => "postgres": server_store_cases,
+    sqlite => "sqlite": server_store_cases,
 );
 live_suite!(actix, Actix;
     memory => "memory": server_store_cases,
     fallback => "fallback": fallback_cases,
     redis => "redis": server_store_cases,
     redis_cluster => "redis-cluster": server_store_cases,
+    postgres => "postgres": server_store_cases,
+    sqlite => "sqlite": server_store_cases,
 );
 
 // A response that leaves the page never consumes what it read: a redirect or an htmx

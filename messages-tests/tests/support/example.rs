@@ -150,3 +150,17 @@ pub(crate) async fn serve(framework: Framework, store: &str) -> Option<TestServe
     .unwrap();
     Some(framework.serve(config).await.keep(guard))
 }
+
+/// Whether a row's store can run: the Redis rows only with `redis-server`, the
+/// PostgreSQL rows only with PostgreSQL (locally without them the harness says SKIPPED;
+/// in CI it fails instead).
+pub(crate) fn store_available(store: &str) -> bool {
+    static REDIS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if store.contains("redis") {
+        *REDIS.get_or_init(|| RedisServer::start().is_some())
+    } else if store == "postgres" {
+        postgres_server::shared().is_some()
+    } else {
+        true
+    }
+}
