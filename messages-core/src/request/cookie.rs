@@ -26,6 +26,8 @@ pub(crate) const MIN_KEY_BYTES: usize = 32;
 pub(crate) const MAX_INCOMING_BYTES: usize = 8192;
 /// Largest decompressed body accepted (against deflate bombs).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The deflate level of compressed bodies.
+pub const DEFLATE_LEVEL: u32 = 1;
 /// Bodies shorter than this are not worth compressing.
 const COMPRESS_FROM: usize = 256;
 /// Clock skew between servers tolerated on verify: signatures up to this far in the
@@ -614,6 +616,18 @@ impl CookieStore {
         (value, self.max_age.saturating_add(ahead))
     }
 
+    /// The whole payload's value, if it fits in the budget.
+    fn encode_if_fits(
+        &self,
+        payload: &CookiePayload,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+    ) -> Option<String> {
+        let value = self.encode(payload, name, session, now_ms);
+        (value.len() <= self.budget).then_some(value)
+    }
+
     /// Encodes the payload within the budget, moving messages out oldest or newest first
     /// until it fits. Returns the value (`None`: nothing left to store) and what was moved
     /// out, per view, oldest first.
@@ -633,9 +647,8 @@ impl CookieStore {
         if payload.is_empty() {
             return (None, BTreeMap::new());
         }
-        let first = self.encode(&payload, name, session, now_ms);
-        if first.len() <= self.budget {
-            return (Some(first), BTreeMap::new());
+        if let Some(value) = self.encode_if_fits(&payload, name, session, now_ms) {
+            return (Some(value), BTreeMap::new());
         }
         let fits = |p: &CookiePayload| self.encode(p, name, session, now_ms).len() <= self.budget;
         // All messages, oldest first: across views by creation time, within a view in the
@@ -705,10 +718,62 @@ impl CookieStore {
     }
 }
 
+/// Not public API: the codec alone, for the cookie benchmark of `messages-tests`. It
+/// runs the code a commit and a request's first read run, without the request around it.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct CookieCodec {
+    store: CookieStore,
+    name: String,
+    session: SessionKey,
+    payload: CookiePayload,
+}
+
+impl CookieCodec {
+    /// A codec for the messages cookie `name` of `session`, holding `views`.
+    pub fn new(
+        store: CookieStore,
+        name: &str,
+        session: SessionKey,
+        views: BTreeMap<ViewId, Vec<Message>>,
+    ) -> CookieCodec {
+        CookieCodec {
+            store,
+            name: name.to_owned(),
+            session,
+            payload: CookiePayload {
+                views,
+                ..CookiePayload::default()
+            },
+        }
+    }
+
+    /// What a commit of cookie storage sends for the views, signed at `now_ms`: the value
+    /// within the budget (keeping the newest messages that fit), `None` if empty.
+    pub fn encode(&self, now_ms: u64) -> Option<String> {
+        let (name, session) = (self.name.as_str(), &self.session);
+        self.store
+            .encode_if_fits(&self.payload, name, session, now_ms)
+            .or_else(|| {
+                self.store
+                    .encode_within_budget(self.payload.clone(), name, session, now_ms, Keep::Newest)
+                    .0
+            })
+    }
+
+    /// The views of a value, `None` if it is refused.
+    pub fn decode(&self, value: &str, now_ms: u64) -> Option<BTreeMap<ViewId, Vec<Message>>> {
+        self.store
+            .decode(value, &self.name, &self.session, now_ms)
+            .ok()
+            .map(|(payload, _)| payload.views)
+    }
+}
+
 thread_local! {
     // One (de)compressor per thread, reset between uses: a new compressor allocates and
     // zeroes some 300 KB, many times the work of compressing a cookie.
-    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(DEFLATE_LEVEL), false));
     static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(false));
 }
 
