@@ -16,6 +16,8 @@
 //!   public API (`begin`, add the messages and `commit` with its `Set-Cookie` value; or
 //!   `begin` with the `Cookie` header and read the view).
 //!
+//! Times are the benchmark thread's CPU time, not wall time (the machine is shared).
+//!
 //! `cargo bench -p messages-tests --bench cookie -- --quick` prints criterion's figures,
 //! then a table of the means and their ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -27,7 +29,8 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use criterion::Criterion;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac as _};
 use messages_core::__bench::{CookieCodec, DEFLATE_LEVEL};
@@ -147,7 +150,7 @@ impl Floor {
     }
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<ThreadCpu>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -234,6 +237,67 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Criterion's measurement: the CPU time of this thread (`CLOCK_THREAD_CPUTIME_ID`), in
+/// nanoseconds. The machine is shared; wall time would count the time the thread waits
+/// for a core.
+struct ThreadCpu;
+
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, started: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(started)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn to_f64(&self, ns: &u64) -> f64 {
+        *ns as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Nanoseconds of CPU time, shown in ns, µs or ms.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns cpu")
+        } else if typical < 1e6 {
+            (1e-3, "µs cpu")
+        } else {
+            (1e-6, "ms cpu")
+        };
+        for v in values {
+            *v *= factor;
+        }
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, _: &mut [f64]) -> &'static str {
+        // No benchmark here sets a throughput: the values stay nanoseconds.
+        "ns cpu"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
 /// Where criterion writes its estimates (its own lookup, short of `cargo metadata`).
 fn criterion_home() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
@@ -267,7 +331,9 @@ fn mean_ns(group: &str, bench: &str, since: SystemTime) -> Option<f64> {
 
 fn main() {
     let started = SystemTime::now();
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .configure_from_args();
     bench(&mut c);
     c.final_summary();
     let mut rows = Vec::new();
