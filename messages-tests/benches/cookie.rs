@@ -4,22 +4,27 @@
 //! - `encode/codec`: what a commit of cookie storage runs for those messages
 //!   (`CookieStore`'s encode within the budget: JSON, deflate where the store applies it,
 //!   HMAC-SHA256 over the length-prefixed inputs, base64url, the value).
-//!   `encode/floor`: the same JSON with `serde_json`, the same deflate (same library,
-//!   same level, a reused compressor) when the codec's value is deflated, one HMAC-SHA256
-//!   over the same MAC input, base64url of the same bytes: the work no implementation of
-//!   the format can skip.
+//!   `encode/floor`: the same JSON with `serde_json`, the same deflate (`miniz_oxide`,
+//!   same level and codes, a reused compressor) when the codec's value is deflated, one
+//!   HMAC-SHA256 over the same MAC input, base64url of the same bytes: the work no
+//!   implementation of the format can skip. The bench checks that both make the same
+//!   value.
 //! - `decode/codec`: what a request's first read runs on the value (`CookieStore`'s
 //!   decode: the checks, base64url, verify, inflate, JSON). `decode/floor`: base64url,
-//!   one HMAC-SHA256 verify, the same inflate (a reused decompressor), `serde_json` into
-//!   the same types.
+//!   one HMAC-SHA256 verify, the same inflate (a reused decompressor, into a reused
+//!   buffer), `serde_json` into the same types.
 //! - `encode/request` and `decode/request`, for context: a whole request through the
 //!   public API (`begin`, add the messages and `commit` with its `Set-Cookie` value; or
 //!   `begin` with the `Cookie` header and read the view).
 //!
+//! Then the deflate choice: for the JSON bodies of 1, 2, 5 and 20 messages, deflate with
+//! fixed and with dynamic Huffman codes at levels 1 and 6, and inflate of each level-1
+//! result, with the sizes they give.
+//!
 //! Times are the benchmark thread's CPU time, not wall time (the machine is shared).
 //!
 //! `cargo bench -p messages-tests --bench cookie -- --quick` prints criterion's figures,
-//! then a table of the means and their ratio.
+//! then the tables of the means and ratios.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,12 +36,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac as _};
 use messages_core::__bench::{CookieCodec, DEFLATE_LEVEL};
 use messages_core::{CookieStore, Message, MessagesConfig, SessionKey, ViewId};
 use messages_tests::Browser;
 use messages_tests::store_harness::{PURPOSE, WireValue};
+use miniz_oxide::deflate::core::{
+    CompressionStrategy, CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output,
+    create_comp_flags_from_zip_params,
+};
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -70,13 +81,68 @@ struct Body {
     a: bool,
 }
 
+/// Huffman codes and level of a deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deflate {
+    fixed: bool,
+    level: u8,
+}
+
+impl Deflate {
+    /// What the store uses first.
+    const STORE: Deflate = Deflate {
+        fixed: true,
+        level: DEFLATE_LEVEL,
+    };
+
+    fn name(self) -> String {
+        let codes = if self.fixed { "fixed" } else { "dynamic" };
+        format!("{codes}_{}", self.level)
+    }
+
+    fn compressor(self) -> Box<CompressorOxide> {
+        let strategy = if self.fixed {
+            CompressionStrategy::Fixed
+        } else {
+            CompressionStrategy::Default
+        };
+        let flags = create_comp_flags_from_zip_params(self.level.into(), -15, strategy.into());
+        Box::new(CompressorOxide::new(flags))
+    }
+}
+
+/// Appends `data` raw-deflated by the reused `compressor` to `out`.
+fn deflate(compressor: &mut CompressorOxide, data: &[u8], out: &mut Vec<u8>) {
+    compressor.reset();
+    let (status, _) = compress_to_output(compressor, data, TDEFLFlush::Finish, |chunk| {
+        out.extend_from_slice(chunk);
+        true
+    });
+    assert_eq!(status, TDEFLStatus::Done);
+}
+
+/// Inflates raw-deflated `data` into `out` by the reused `decompressor`; the length.
+fn inflate(decompressor: &mut DecompressorOxide, data: &[u8], out: &mut [u8]) -> usize {
+    decompressor.init();
+    let (status, read, written) = decompress(
+        decompressor,
+        data,
+        out,
+        0,
+        TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    assert_eq!((status, read), (TINFLStatus::Done, data.len()));
+    written
+}
+
 /// The floor: the format's unavoidable work, done directly.
 struct Floor {
     mac: Hmac<Sha256>,
     session: SessionKey,
-    deflate: Compress,
-    inflate: Decompress,
-    scratch: Vec<u8>,
+    deflate: Box<CompressorOxide>,
+    inflate: Box<DecompressorOxide>,
+    json: Vec<u8>,
+    inflated: Vec<u8>,
 }
 
 impl Floor {
@@ -84,9 +150,10 @@ impl Floor {
         Floor {
             mac: Hmac::new_from_slice(&KEY).unwrap(),
             session,
-            deflate: Compress::new(Compression::new(DEFLATE_LEVEL), false),
-            inflate: Decompress::new(false),
-            scratch: Vec::with_capacity(64 * 1024 + 1),
+            deflate: Deflate::STORE.compressor(),
+            inflate: Box::default(),
+            json: Vec::with_capacity(8192),
+            inflated: vec![0; 64 * 1024],
         }
     }
 
@@ -110,14 +177,9 @@ impl Floor {
         payload.push(u8::from(deflated));
         payload.extend_from_slice(&NOW.to_be_bytes());
         if deflated {
-            self.scratch.clear();
-            serde_json::to_writer(&mut self.scratch, body).unwrap();
-            self.deflate.reset();
-            payload.reserve(self.scratch.len());
-            let status =
-                self.deflate
-                    .compress_vec(&self.scratch, &mut payload, FlushCompress::Finish);
-            assert!(matches!(status, Ok(Status::StreamEnd)));
+            self.json.clear();
+            serde_json::to_writer(&mut self.json, body).unwrap();
+            deflate(&mut self.deflate, &self.json, &mut payload);
         } else {
             serde_json::to_writer(&mut payload, body).unwrap();
         }
@@ -133,21 +195,63 @@ impl Floor {
     fn decode(&mut self, value: &str) -> Body {
         let (payload, tag) = value.strip_prefix("v1.").unwrap().split_once('.').unwrap();
         let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
-        let mut mac = [0u8; 32];
+        let mut mac = [0u8; 33];
         assert_eq!(URL_SAFE_NO_PAD.decode_slice(tag, &mut mac), Ok(32));
-        self.tag(&payload).verify_slice(&mac).unwrap();
+        self.tag(&payload).verify_slice(&mac[..32]).unwrap();
         let body = &payload[9..];
         if payload[0] & 1 == 0 {
             return serde_json::from_slice(body).unwrap();
         }
-        self.inflate.reset(false);
-        self.scratch.clear();
-        let status = self
-            .inflate
-            .decompress_vec(body, &mut self.scratch, FlushDecompress::Finish);
-        assert!(matches!(status, Ok(Status::StreamEnd)));
-        serde_json::from_slice(&self.scratch).unwrap()
+        let len = inflate(&mut self.inflate, body, &mut self.inflated);
+        serde_json::from_slice(&self.inflated[..len]).unwrap()
     }
+}
+
+/// Bytes of a cookie value with a body of `body` bytes.
+fn value_len(body: usize) -> usize {
+    3 + (9 + body).saturating_mul(4).div_ceil(3) + 1 + 43
+}
+
+/// Deflate with fixed and dynamic codes at levels 1 and 6, and inflate, on the JSON of
+/// `n` messages; prints the sizes.
+fn bench_deflate(c: &mut Criterion<ThreadCpu>, n: usize, json: &[u8]) {
+    let mut group = c.benchmark_group(format!("deflate_{n}"));
+    let mut sizes = vec![format!(
+        "plain {} (value {})",
+        json.len(),
+        value_len(json.len())
+    )];
+    let mut inflated = vec![0u8; 64 * 1024];
+    let mut decompressor: Box<DecompressorOxide> = Box::default();
+    for fixed in [true, false] {
+        for level in [1, 6] {
+            let how = Deflate { fixed, level };
+            let mut compressor = how.compressor();
+            let mut out = Vec::with_capacity(json.len());
+            deflate(&mut compressor, json, &mut out);
+            sizes.push(format!(
+                "{} {} (value {})",
+                how.name(),
+                out.len(),
+                value_len(out.len())
+            ));
+            group.bench_function(how.name(), |b| {
+                b.iter(|| {
+                    out.clear();
+                    deflate(&mut compressor, black_box(json), &mut out);
+                });
+            });
+            if level == 1 {
+                group.bench_function(format!("inflate_{}", how.name()), |b| {
+                    b.iter(|| {
+                        black_box(inflate(&mut decompressor, black_box(&out), &mut inflated))
+                    });
+                });
+            }
+        }
+    }
+    group.finish();
+    println!("{n:>2} messages, body bytes: {}", sizes.join(", "));
 }
 
 fn bench(c: &mut Criterion<ThreadCpu>) {
@@ -234,6 +338,15 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
             });
         });
         group.finish();
+    }
+
+    for n in [1, 2, 5, 20] {
+        let body = Body {
+            v: BTreeMap::from([(view.clone(), messages(n))]),
+            s: BTreeSet::new(),
+            a: false,
+        };
+        bench_deflate(c, n, &serde_json::to_vec(&body).unwrap());
     }
 }
 
@@ -353,6 +466,32 @@ fn main() {
     if !rows.is_empty() {
         println!("\n| op | messages | codec µs | floor µs | codec / floor | request µs |");
         println!("|---|---:|---:|---:|---:|---:|");
+        for row in rows {
+            println!("{row}");
+        }
+    }
+    let mut rows = Vec::new();
+    for n in [1, 2, 5, 20] {
+        let group = format!("deflate_{n}");
+        let us = |bench: &str| {
+            mean_ns(&group, bench, started)
+                .map_or_else(|| "–".into(), |ns| format!("{:.2}", ns / 1000.0))
+        };
+        rows.push(format!(
+            "| {n} | {} | {} | {} | {} | {} | {} |",
+            us("fixed_1"),
+            us("fixed_6"),
+            us("dynamic_1"),
+            us("dynamic_6"),
+            us("inflate_fixed_1"),
+            us("inflate_dynamic_1"),
+        ));
+    }
+    if mean_ns("deflate_1", "fixed_1", started).is_some() {
+        println!(
+            "\n| messages | fixed 1 µs | fixed 6 µs | dynamic 1 µs | dynamic 6 µs | inflate fixed 1 µs | inflate dynamic 1 µs |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
         for row in rows {
             println!("{row}");
         }
