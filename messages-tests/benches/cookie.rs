@@ -24,7 +24,7 @@
 //! Times are the benchmark thread's CPU time, not wall time (the machine is shared).
 //!
 //! `cargo bench -p messages-tests --bench cookie -- --quick` prints criterion's figures,
-//! then the tables of the means and ratios.
+//! then the tables of the medians and ratios.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -427,9 +427,10 @@ fn criterion_home() -> PathBuf {
         .join("criterion")
 }
 
-/// The mean of one benchmark in nanoseconds, if this run (started at `since`) measured
-/// it: `cargo test` runs each benchmark once and writes no estimates.
-fn mean_ns(group: &str, bench: &str, since: SystemTime) -> Option<f64> {
+/// The median of one benchmark in nanoseconds, if this run (started at `since`) measured
+/// it: `cargo test` runs each benchmark once and writes no estimates. The median, not the
+/// mean: other processes on the machine interfere in bursts.
+fn median_ns(group: &str, bench: &str, since: SystemTime) -> Option<f64> {
     let path = criterion_home()
         .join(group)
         .join(bench)
@@ -439,7 +440,7 @@ fn mean_ns(group: &str, bench: &str, since: SystemTime) -> Option<f64> {
     }
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
+    v["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
@@ -453,7 +454,7 @@ fn main() {
     for op in ["encode", "decode"] {
         for n in SIZES {
             let group = format!("{op}_{n}");
-            let us = |bench| mean_ns(&group, bench, started).map(|ns| ns / 1000.0);
+            let us = |bench| median_ns(&group, bench, started).map(|ns| ns / 1000.0);
             if let (Some(codec), Some(floor)) = (us("codec"), us("floor")) {
                 let request = us("request").map_or_else(|| "–".into(), |r| format!("{r:.2}"));
                 rows.push(format!(
@@ -474,7 +475,7 @@ fn main() {
     for n in [1, 2, 5, 20] {
         let group = format!("deflate_{n}");
         let us = |bench: &str| {
-            mean_ns(&group, bench, started)
+            median_ns(&group, bench, started)
                 .map_or_else(|| "–".into(), |ns| format!("{:.2}", ns / 1000.0))
         };
         rows.push(format!(
@@ -487,7 +488,7 @@ fn main() {
             us("inflate_dynamic_1"),
         ));
     }
-    if mean_ns("deflate_1", "fixed_1", started).is_some() {
+    if median_ns("deflate_1", "fixed_1", started).is_some() {
         println!(
             "\n| messages | fixed 1 µs | fixed 6 µs | dynamic 1 µs | dynamic 6 µs | inflate fixed 1 µs | inflate dynamic 1 µs |"
         );

@@ -33,9 +33,8 @@ pub(crate) const MIN_KEY_BYTES: usize = 32;
 pub(crate) const MAX_INCOMING_BYTES: usize = 8192;
 /// Largest decompressed body accepted (against deflate bombs).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The deflate level of compressed bodies: the fastest; higher levels shrink cookie
-/// bodies by 0–6% more at up to two and a half times the time (BENCHMARKS.md, the
-/// cookie micro bench).
+/// The deflate level of compressed bodies: the fastest; level 6 shrinks cookie values by
+/// 0–5% more for up to 2.3 times the time (BENCHMARKS.md, the cookie micro bench).
 pub const DEFLATE_LEVEL: u8 = 1;
 /// Bodies shorter than this are not worth compressing: one short message, which deflate
 /// shrinks by about a tenth for some 7 µs of deflate and inflate; from two messages on
