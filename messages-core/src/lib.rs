@@ -103,6 +103,12 @@ pub mod prelude {
     pub use crate::{view_of, with_messages};
 }
 
+/// Not public API: the cookie codec alone, for `messages-tests`' cookie benchmark.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::request::cookie::{CookieCodec, DEFLATE_LEVEL};
+}
+
 /// Not public API: what `#[with_messages]` and `view_of!` expand to.
 #[doc(hidden)]
 pub mod __private {

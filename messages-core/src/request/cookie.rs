@@ -1,13 +1,20 @@
 //! Messages carried in a signed cookie; the wire format is documented on [`CookieStore`].
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac as _};
+use miniz_oxide::deflate::core::{
+    CompressionStrategy, CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output,
+    create_comp_flags_from_zip_params,
+};
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -26,7 +33,12 @@ pub(crate) const MIN_KEY_BYTES: usize = 32;
 pub(crate) const MAX_INCOMING_BYTES: usize = 8192;
 /// Largest decompressed body accepted (against deflate bombs).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Bodies shorter than this are not worth compressing.
+/// The deflate level of compressed bodies: the fastest; level 6 shrinks cookie values by
+/// 0–5% more for up to 2.3 times the time (BENCHMARKS.md, the cookie micro bench).
+pub const DEFLATE_LEVEL: u8 = 1;
+/// Bodies shorter than this are not worth compressing: one short message, which deflate
+/// shrinks by about a tenth for some 7 µs of deflate and inflate; from two messages on
+/// it takes off 40% or more (BENCHMARKS.md).
 const COMPRESS_FROM: usize = 256;
 /// Clock skew between servers tolerated on verify: signatures up to this far in the
 /// future are accepted.
@@ -479,6 +491,10 @@ impl CookieStore {
     }
 
     /// Whether bodies may be deflate-compressed when that makes them shorter (default on).
+    ///
+    /// Bodies of 256 bytes or more are deflated with the fixed Huffman codes of RFC 1951
+    /// (no code tables to build: a third of the time); a value that would not fit the
+    /// budget that way is deflated again with codes built for it, some 10% shorter.
     #[must_use]
     pub fn compression(mut self, on: bool) -> CookieStore {
         self.compress = on;
@@ -513,28 +529,61 @@ impl CookieStore {
         session: &SessionKey,
         now_ms: u64,
     ) -> String {
-        // Serializing plain data into a Vec cannot fail.
-        let json = serde_json::to_vec(payload).unwrap_or_default();
-        let compressed = (self.compress && json.len() >= COMPRESS_FROM)
-            .then(|| deflate(&json))
-            .flatten();
-        let (flag, body) = match &compressed {
-            Some(small) => (FLAG_DEFLATE, small.as_slice()),
-            None => (0, json.as_slice()),
-        };
-        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
-        bytes.push(flag);
-        bytes.extend_from_slice(&now_ms.to_be_bytes());
-        bytes.extend_from_slice(body);
-        let tag = Self::mac(&self.keys[0], name, session, &bytes)
+        // Without a limit there is always a value.
+        self.encode_within(payload, name, session, now_ms, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// The value of `payload`, if it is at most `limit` bytes long.
+    ///
+    /// The body is deflated with fixed Huffman codes when that shortens it (cheap: no
+    /// code tables to build and send); only a value that would not fit the limit that
+    /// way is tried with dynamic codes, which shrink it further at three times the cost.
+    /// A value over the limit is neither signed nor encoded.
+    fn encode_within(
+        &self,
+        payload: &CookiePayload,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+        limit: usize,
+    ) -> Option<String> {
+        let mut scratch = Reused::take(&SCRATCH);
+        let [plain, packed] = &mut *scratch;
+        // The payload: flag, time and body, the JSON written in place after the header.
+        plain.push(0);
+        plain.extend_from_slice(&now_ms.to_be_bytes());
+        // Serializing plain data into a Vec cannot fail; an empty body would be refused
+        // when read.
+        if serde_json::to_writer(&mut *plain, payload).is_err() {
+            plain.truncate(HEADER_LEN);
+        }
+        let mut deflated = false;
+        if self.compress && plain.len() - HEADER_LEN >= COMPRESS_FROM {
+            for codes in [Codes::Fixed, Codes::Dynamic] {
+                let len = if deflated { packed.len() } else { plain.len() };
+                if codes == Codes::Dynamic && value_len(len) <= limit {
+                    break;
+                }
+                packed.clear();
+                packed.push(FLAG_DEFLATE);
+                packed.extend_from_slice(&now_ms.to_be_bytes());
+                deflated = deflate_into(&plain[HEADER_LEN..], packed, codes);
+            }
+        }
+        let bytes: &[u8] = if deflated { packed } else { plain };
+        if value_len(bytes.len()) > limit {
+            return None;
+        }
+        let tag = Self::mac(&self.keys[0], name, session, bytes)
             .finalize()
             .into_bytes();
-        let mut out = String::with_capacity(PREFIX.len() + (bytes.len() + TAG_LEN) * 4 / 3 + 4);
+        let mut out = String::with_capacity(value_len(bytes.len()));
         out.push_str(PREFIX);
-        URL_SAFE_NO_PAD.encode_string(&bytes, &mut out);
+        URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(tag, &mut out);
-        out
+        Some(out)
     }
 
     /// Verifies and decodes a cookie value; returns the payload and its signing time.
@@ -549,22 +598,29 @@ impl CookieStore {
             return Err(CookieError::Oversized);
         }
         let rest = value.strip_prefix(PREFIX).ok_or(CookieError::Malformed)?;
-        let (body, tag) = rest.split_once('.').ok_or(CookieError::Malformed)?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
+        let (body, tag_text) = rest.split_once('.').ok_or(CookieError::Malformed)?;
+        // The decoder asks room for 33 bytes to decode the 43 characters of 32.
+        let mut tag = [0u8; TAG_LEN + 1];
+        if tag_text.len() != base64_len(TAG_LEN)
+            || URL_SAFE_NO_PAD.decode_slice(tag_text, &mut tag) != Ok(TAG_LEN)
+        {
+            return Err(CookieError::Malformed);
+        }
+        let tag = &tag[..TAG_LEN];
+        let mut scratch = Reused::take(&SCRATCH);
+        let [bytes, _] = &mut *scratch;
+        URL_SAFE_NO_PAD
+            .decode_vec(body, bytes)
             .map_err(|_| CookieError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| CookieError::Malformed)?;
-        if bytes.len() < HEADER_LEN || tag.len() != TAG_LEN {
+        if bytes.len() < HEADER_LEN {
             return Err(CookieError::Malformed);
         }
         // verify_slice compares in constant time.
-        if !self.keys.iter().any(|k| {
-            Self::mac(k, name, session, &bytes)
-                .verify_slice(&tag)
-                .is_ok()
-        }) {
+        if !self
+            .keys
+            .iter()
+            .any(|k| Self::mac(k, name, session, bytes).verify_slice(tag).is_ok())
+        {
             return Err(CookieError::Signature);
         }
         let mut ts = [0u8; 8];
@@ -577,13 +633,16 @@ impl CookieStore {
             return Err(CookieError::Expired);
         }
         let body = &bytes[HEADER_LEN..];
-        let json = match bytes[0] {
-            0 => std::borrow::Cow::Borrowed(body),
-            FLAG_DEFLATE => std::borrow::Cow::Owned(inflate(body).ok_or(CookieError::Body)?),
+        let payload = match bytes[0] {
+            0 => serde_json::from_slice(body),
+            FLAG_DEFLATE => {
+                let mut out = Reused::take(&INFLATED);
+                let len = inflate_into(body, &mut out).ok_or(CookieError::Body)?;
+                serde_json::from_slice(&out[..len])
+            }
             _ => return Err(CookieError::Malformed),
         };
-        let payload = serde_json::from_slice(&json).map_err(|_| CookieError::Body)?;
-        Ok((payload, signed_at))
+        Ok((payload.map_err(|_| CookieError::Body)?, signed_at))
     }
 
     /// The signing time of a value that replaces cookies signed at `newest` (the newest
@@ -614,6 +673,17 @@ impl CookieStore {
         (value, self.max_age.saturating_add(ahead))
     }
 
+    /// The whole payload's value, if it fits in the budget.
+    fn encode_if_fits(
+        &self,
+        payload: &CookiePayload,
+        name: &str,
+        session: &SessionKey,
+        now_ms: u64,
+    ) -> Option<String> {
+        self.encode_within(payload, name, session, now_ms, self.budget)
+    }
+
     /// Encodes the payload within the budget, moving messages out oldest or newest first
     /// until it fits. Returns the value (`None`: nothing left to store) and what was moved
     /// out, per view, oldest first.
@@ -633,11 +703,10 @@ impl CookieStore {
         if payload.is_empty() {
             return (None, BTreeMap::new());
         }
-        let first = self.encode(&payload, name, session, now_ms);
-        if first.len() <= self.budget {
-            return (Some(first), BTreeMap::new());
+        if let Some(value) = self.encode_if_fits(&payload, name, session, now_ms) {
+            return (Some(value), BTreeMap::new());
         }
-        let fits = |p: &CookiePayload| self.encode(p, name, session, now_ms).len() <= self.budget;
+        let fits = |p: &CookiePayload| self.encode_if_fits(p, name, session, now_ms).is_some();
         // All messages, oldest first: across views by creation time, within a view in the
         // list's own order (its arrival order, never re-sorted), so what a view keeps is
         // always its newest (or oldest) run. Binary search how many of them fit.
@@ -684,10 +753,13 @@ impl CookieStore {
         let mut kept = subset(lo, collapse);
         // k = 0 was never tried: with `Newest` it may still carry markers of an earlier
         // fallback configuration that do not fit; then nothing is kept.
-        let mut value = (!kept.is_empty()).then(|| self.encode(&kept, name, session, now_ms));
-        if value.as_ref().is_some_and(|v| v.len() > self.budget) {
+        let value = if kept.is_empty() {
+            None
+        } else {
+            self.encode_if_fits(&kept, name, session, now_ms)
+        };
+        if value.is_none() {
             kept = CookiePayload::default();
-            value = None;
         }
         let kept_ids: BTreeSet<MessageId> =
             kept.views.values().flatten().map(Message::id).collect();
@@ -705,46 +777,202 @@ impl CookieStore {
     }
 }
 
+/// Not public API: the codec alone, for the cookie benchmark of `messages-tests`. It
+/// runs the code a commit and a request's first read run, without the request around it.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct CookieCodec {
+    store: CookieStore,
+    name: String,
+    session: SessionKey,
+    payload: CookiePayload,
+}
+
+impl CookieCodec {
+    /// A codec for the messages cookie `name` of `session`, holding `views`.
+    pub fn new(
+        store: CookieStore,
+        name: &str,
+        session: SessionKey,
+        views: BTreeMap<ViewId, Vec<Message>>,
+    ) -> CookieCodec {
+        CookieCodec {
+            store,
+            name: name.to_owned(),
+            session,
+            payload: CookiePayload {
+                views,
+                ..CookiePayload::default()
+            },
+        }
+    }
+
+    /// What a commit of cookie storage sends for the views, signed at `now_ms`: the value
+    /// within the budget (keeping the newest messages that fit), `None` if empty.
+    pub fn encode(&self, now_ms: u64) -> Option<String> {
+        let (name, session) = (self.name.as_str(), &self.session);
+        self.store
+            .encode_if_fits(&self.payload, name, session, now_ms)
+            .or_else(|| {
+                self.store
+                    .encode_within_budget(self.payload.clone(), name, session, now_ms, Keep::Newest)
+                    .0
+            })
+    }
+
+    /// The views of a value, `None` if it is refused.
+    pub fn decode(&self, value: &str, now_ms: u64) -> Option<BTreeMap<ViewId, Vec<Message>>> {
+        self.store
+            .decode(value, &self.name, &self.session, now_ms)
+            .ok()
+            .map(|(payload, _)| payload.views)
+    }
+}
+
+/// Huffman codes of a deflated body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codes {
+    /// The fixed codes of RFC 1951 (section 3.2.6).
+    Fixed,
+    /// Codes built for the body and sent with it.
+    Dynamic,
+}
+
+/// Bytes of a cookie value whose payload (flag, time, body) has `payload_len` bytes.
+const fn value_len(payload_len: usize) -> usize {
+    base64_len(payload_len).saturating_add(PREFIX.len() + 1 + base64_len(TAG_LEN))
+}
+
+/// Characters of `n` bytes in unpadded base64.
+const fn base64_len(n: usize) -> usize {
+    n.saturating_mul(4).div_ceil(3)
+}
+
+/// Scratch buffers kept beyond one use only up to this capacity.
+const KEEP_BYTES: usize = 16 * 1024;
+
 thread_local! {
-    // One (de)compressor per thread, reset between uses: a new compressor allocates and
-    // zeroes some 300 KB, many times the work of compressing a cookie.
-    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
-    static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+    // Per thread, reused from one cookie to the next: a new compressor allocates and
+    // zeroes some 300 KB, many times the work of compressing a cookie; a decompressor
+    // some 11 KB; the buffers save an allocation per step.
+    static SCRATCH: Cell<[Vec<u8>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
+    static FIXED: Cell<Option<Box<CompressorOxide>>> = const { Cell::new(None) };
+    static DYNAMIC: Cell<Option<Box<CompressorOxide>>> = const { Cell::new(None) };
+    static INFLATE: Cell<Option<Box<DecompressorOxide>>> = const { Cell::new(None) };
+    static INFLATED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// `data` raw-deflated, if that is shorter than `data`.
-fn deflate(data: &[u8]) -> Option<Vec<u8>> {
-    DEFLATE
-        .try_with(|cell| {
-            let mut compress = cell.try_borrow_mut().ok()?;
-            compress.reset();
-            // Output that does not fit below the input's length is not worth having.
-            let mut out = Vec::with_capacity(data.len().saturating_sub(1));
-            match compress.compress_vec(data, &mut out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) => Some(out),
-                _ => None,
+/// What a thread-local cell holds, taken out for one use and put back when dropped, so
+/// a use nested in another (which nothing does) gets a new one instead of a panic.
+struct Reused<T: Default + Tidy + 'static> {
+    key: &'static LocalKey<Cell<T>>,
+    value: T,
+}
+
+impl<T: Default + Tidy> Reused<T> {
+    fn take(key: &'static LocalKey<Cell<T>>) -> Reused<T> {
+        let mut value = key.try_with(Cell::take).unwrap_or_default();
+        value.tidy();
+        Reused { key, value }
+    }
+}
+
+impl<T: Default + Tidy> std::ops::Deref for Reused<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: Default + Tidy> std::ops::DerefMut for Reused<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T: Default + Tidy> Drop for Reused<T> {
+    fn drop(&mut self) {
+        let value = std::mem::take(&mut self.value);
+        // After the thread's locals are gone, the value is dropped instead.
+        let _ = self.key.try_with(|cell| cell.set(value));
+    }
+}
+
+/// Readies a reused value for its next use.
+trait Tidy {
+    fn tidy(&mut self);
+}
+
+impl Tidy for [Vec<u8>; 2] {
+    /// Empty, and not larger than [`KEEP_BYTES`].
+    fn tidy(&mut self) {
+        for buf in self {
+            buf.clear();
+            if buf.capacity() > KEEP_BYTES {
+                *buf = Vec::new();
             }
-        })
-        .ok()
-        .flatten()
+        }
+    }
 }
 
-/// Raw-deflated `data` inflated, if it is one whole stream of at most
-/// [`MAX_BODY_BYTES`].
-fn inflate(data: &[u8]) -> Option<Vec<u8>> {
-    INFLATE
-        .try_with(|cell| {
-            let mut decompress = cell.try_borrow_mut().ok()?;
-            decompress.reset(false);
-            // One byte over the bound: a longer body stops there and is refused.
-            let mut out = Vec::with_capacity(MAX_BODY_BYTES + 1);
-            let status = decompress.decompress_vec(data, &mut out, FlushDecompress::Finish);
-            let whole = usize::try_from(decompress.total_in()).is_ok_and(|n| n == data.len());
-            (matches!(status, Ok(Status::StreamEnd)) && whole && out.len() <= MAX_BODY_BYTES)
-                .then_some(out)
-        })
-        .ok()
-        .flatten()
+impl Tidy for Vec<u8> {
+    /// [`MAX_BODY_BYTES`] long: the inflated body's bound.
+    fn tidy(&mut self) {
+        self.resize(MAX_BODY_BYTES, 0);
+    }
+}
+
+impl<T> Tidy for Option<T> {
+    /// Reset by its user.
+    fn tidy(&mut self) {}
+}
+
+/// Appends `data` raw-deflated with `codes` to `out`, if that is shorter than `data`;
+/// otherwise leaves `out` as it was and returns false.
+fn deflate_into(data: &[u8], out: &mut Vec<u8>, codes: Codes) -> bool {
+    let mut compressor = Reused::take(match codes {
+        Codes::Fixed => &FIXED,
+        Codes::Dynamic => &DYNAMIC,
+    });
+    let compressor = compressor.get_or_insert_with(|| {
+        let strategy = match codes {
+            Codes::Fixed => CompressionStrategy::Fixed,
+            Codes::Dynamic => CompressionStrategy::Default,
+        };
+        // Negative window bits: raw deflate, no zlib header.
+        let flags = create_comp_flags_from_zip_params(DEFLATE_LEVEL.into(), -15, strategy.into());
+        Box::new(CompressorOxide::new(flags))
+    });
+    compressor.reset();
+    let start = out.len();
+    // Output that does not fit below the input's length is not worth having.
+    let (status, _) = compress_to_output(compressor, data, TDEFLFlush::Finish, |chunk| {
+        out.extend_from_slice(chunk);
+        out.len() - start < data.len()
+    });
+    let shorter = status == TDEFLStatus::Done && out.len() - start < data.len();
+    if !shorter {
+        out.truncate(start);
+    }
+    shorter
+}
+
+/// Inflates raw-deflated `data` into `out` ([`MAX_BODY_BYTES`] long, the bound): the
+/// length of the body, if `data` is one whole stream that fits.
+fn inflate_into(data: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut decompressor = Reused::take(&INFLATE);
+    let decompressor = decompressor.get_or_insert_with(Box::default);
+    decompressor.init();
+    // All input at once (a stream cut short fails), into one buffer that bounds the
+    // output (a longer body stops there) and that distances may not reach before.
+    let (status, read, written) = decompress(
+        decompressor,
+        data,
+        out,
+        0,
+        TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    (status == TINFLStatus::Done && read == data.len()).then_some(written)
 }
 
 #[cfg(test)]
@@ -753,6 +981,16 @@ mod tests {
     use super::*;
 
     const NAME: &str = "messages";
+
+    fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        deflate_into(data, &mut out, Codes::Fixed).then_some(out)
+    }
+
+    fn inflate(data: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0; MAX_BODY_BYTES];
+        inflate_into(data, &mut out).map(|len| out[..len].to_vec())
+    }
 
     fn store() -> CookieStore {
         CookieStore::new(vec![vec![7; 32]]).unwrap()
@@ -816,6 +1054,48 @@ mod tests {
         let plain = store().compression(false).encode(&p, NAME, &key, 1);
         assert_eq!(flag(&plain), 0);
         assert!(plain.len() > big.len());
+    }
+
+    #[test]
+    fn dynamic_codes_only_when_fixed_ones_do_not_fit() {
+        let key = SessionKey::generate().unwrap();
+        let s = store().budget(1024).unwrap();
+        let flag = |v: &str| {
+            URL_SAFE_NO_PAD
+                .decode(v[3..].split('.').next().unwrap())
+                .unwrap()[0]
+        };
+        // Some count of messages fits the budget with dynamic codes only.
+        let (p, value) = (1..200)
+            .map(|n| payload(n, 40))
+            .find_map(|p| {
+                let fixed = s.encode(&p, NAME, &key, 1);
+                let within = s.encode_if_fits(&p, NAME, &key, 1)?;
+                (fixed.len() > 1024).then_some((p, within))
+            })
+            .expect("a payload between the two");
+        assert!(value.len() <= 1024);
+        assert_eq!(flag(&value), FLAG_DEFLATE);
+        assert_eq!(s.decode(&value, NAME, &key, 1).unwrap().0, p, "kept whole");
+        let (kept, out) = s.encode_within_budget(p, NAME, &key, 1, Keep::Newest);
+        assert_eq!((kept, out.len()), (Some(value), 0));
+    }
+
+    #[test]
+    fn value_len_is_the_encoded_length() {
+        let s = store().compression(false);
+        let key = SessionKey::generate().unwrap();
+        for n in 0..40 {
+            let p = payload(n.min(1), n);
+            let value = s.encode(&p, NAME, &key, 1);
+            let payload_len = HEADER_LEN + serde_json::to_vec(&p).unwrap().len();
+            assert_eq!(value.len(), value_len(payload_len), "{n}");
+            assert_eq!(
+                s.encode_within(&p, NAME, &key, 1, value.len() - 1),
+                None,
+                "one byte over the limit"
+            );
+        }
     }
 
     #[test]
