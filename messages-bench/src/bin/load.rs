@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use messages_bench::BenchError;
-use messages_bench::apps::{App, Row};
+use messages_bench::apps::{App, Backend, Row, Servers};
 use messages_bench::client::{self, Cell, Sample, Workload};
 use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_bench::report::{Line, Machine, Report, add_ratios, load_average};
+use messages_tests::postgres_server::PostgresServer;
 use messages_tests::redis_server::RedisServer;
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -25,7 +26,7 @@ const ITERATIONS: [(Workload, usize); 2] =
 const WARMUP: usize = 1_000;
 
 fn main() -> ExitCode {
-    match run() {
+    match run(&Row::ALL) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -68,8 +69,8 @@ fn json_path() -> PathBuf {
         .join("messages-bench/load.json")
 }
 
-/// Runs everything; `Ok(false)` if some response broke the contract.
-fn run() -> Result<bool, BenchError> {
+/// Runs `rows`; `Ok(false)` if some response broke the contract.
+fn run(rows: &[Row]) -> Result<bool, BenchError> {
     let started = Instant::now();
     let machine = Machine::now();
     let scale = scale();
@@ -79,17 +80,27 @@ fn run() -> Result<bool, BenchError> {
     let mut notes = vec![
         "axum-flash 0.8.0 is left out: it is built on axum-core 0.4 (axum 0.7), and its extractors are not axum 0.8 handlers' (see BENCHMARKS.md).".to_owned(),
     ];
-    let redis = RedisServer::start();
+    // One server of each kind for the run, started if a row needs it; each PostgreSQL
+    // row gets a database of its own there.
+    let needs = |backend| rows.iter().any(|r| r.backend() == backend);
+    let redis = needs(Backend::Redis).then(RedisServer::start).flatten();
+    let postgres = needs(Backend::Postgres)
+        .then(PostgresServer::start)
+        .flatten();
+    let servers = Servers {
+        redis: redis.as_ref(),
+        postgres: postgres.as_ref(),
+    };
     let mut apps = Vec::new();
-    for row in Row::ALL {
-        if row.needs_redis() && redis.is_none() {
+    for &row in rows {
+        if let Some(server) = servers.missing_for(row) {
             notes.push(format!(
-                "{} left out: redis-server is not installed.",
+                "{} left out: {server} is not installed.",
                 row.label()
             ));
             continue;
         }
-        apps.push(server_rt.block_on(App::start(row, redis.as_ref()))?);
+        apps.push(server_rt.block_on(App::start(row, servers))?);
     }
 
     // Rounds outermost, and the rows of one cell back to back: a burst of load from
