@@ -4,6 +4,9 @@
 //! `target/messages-bench/load.json`.
 //!
 //! `BENCH_SCALE=0.1` (say) scales the request counts down for a quick look.
+//! `-- --rows postgres,sqlite` runs only the rows whose label holds one of the words (any
+//! case), with the bare rows of their frameworks and their axum-messages peers on the same
+//! store, so that their ratios are filled in.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,8 +28,17 @@ const ITERATIONS: [(Workload, usize); 2] =
 /// Iterations of warm-up per cell.
 const WARMUP: usize = 1_000;
 
+const USAGE: &str = "usage: load [--rows WORD,WORD,...]";
+
 fn main() -> ExitCode {
-    match run(&Row::ALL) {
+    let rows = match rows(std::env::args().skip(1)) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("load: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&rows) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -67,6 +79,43 @@ fn json_path() -> PathBuf {
             PathBuf::from,
         )
         .join("messages-bench/load.json")
+}
+
+/// The rows the arguments ask for: every row without `--rows`; with it, the rows whose
+/// label holds one of its comma-separated words, the bare rows of their frameworks, and
+/// their store peers ([`Row::store_peer`]), in table order.
+fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
+    let mut words: Option<Vec<String>> = None;
+    while let Some(arg) = args.next() {
+        let list = match arg.strip_prefix("--rows") {
+            Some("") => args.next().ok_or("--rows needs a list")?,
+            Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
+            _ => return Err(format!("unknown argument {arg:?}")),
+        };
+        let list = list.split(',').map(|w| w.trim().to_lowercase());
+        words
+            .get_or_insert_with(Vec::new)
+            .extend(list.filter(|w| !w.is_empty()));
+    }
+    let Some(words) = words else {
+        return Ok(Row::ALL.to_vec());
+    };
+    let chosen: Vec<Row> = Row::ALL
+        .into_iter()
+        .filter(|row| words.iter().any(|w| row.label().contains(w.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!("no row's label holds any of {words:?}"));
+    }
+    Ok(Row::ALL
+        .into_iter()
+        .filter(|row| {
+            chosen.contains(row)
+                || chosen
+                    .iter()
+                    .any(|c| c.framework().bare() == *row || c.store_peer() == Some(*row))
+        })
+        .collect())
 }
 
 /// Runs `rows`; `Ok(false)` if some response broke the contract.
@@ -181,4 +230,41 @@ fn run(rows: &[Row]) -> Result<bool, BenchError> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {}", path.display());
     Ok(failures == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Vec<Row>, String> {
+        rows(list.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn rows_are_chosen_by_label_with_their_bases() {
+        assert_eq!(args(&[]).unwrap(), Row::ALL.to_vec());
+        assert_eq!(
+            args(&["--rows", "Postgres,sqlite"]).unwrap(),
+            [
+                Row::Bare,
+                Row::Postgres,
+                Row::Sqlite,
+                Row::AxumMessagesPostgres,
+                Row::AxumMessagesSqlite
+            ]
+        );
+        assert_eq!(
+            args(&["--rows=ours: memory"]).unwrap(),
+            [Row::Bare, Row::Memory, Row::AxumMessages]
+        );
+        assert_eq!(
+            args(&["--rows", "on actix: redis"]).unwrap(),
+            [Row::ActixBare, Row::ActixRedis]
+        );
+        assert!(args(&["--rows", "nothing"]).is_err());
+        assert!(args(&["--rows"]).is_err());
+        assert!(args(&["--fast"]).is_err());
+    }
 }
