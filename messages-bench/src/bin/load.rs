@@ -7,7 +7,11 @@
 //! `-- --rows postgres,sqlite` runs only the rows whose label holds one of the words (any
 //! case), with the bare rows of their frameworks and their axum-messages peers on the same
 //! store, so that their ratios are filled in.
+//!
+//! Warnings and errors of the libraries (a store call that failed, say) go to stderr;
+//! `RUST_LOG` chooses others.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -31,6 +35,13 @@ const WARMUP: usize = 1_000;
 const USAGE: &str = "usage: load [--rows WORD,WORD,...]";
 
 fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let rows = match rows(std::env::args().skip(1)) {
         Ok(rows) => rows,
         Err(e) => {
