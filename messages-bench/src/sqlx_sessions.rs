@@ -6,13 +6,15 @@
 //! SQLite driver links `libsqlite3-sys` 0.28–0.30, while sqlx 0.9 (our stores) and
 //! rusqlite 0.37 (a test dependency) link 0.35; Cargo allows one package that links
 //! `sqlite3` in a dependency graph, and refuses the graph even with only the crate's
-//! `postgres` feature on (it turns on sqlx 0.8's `time`, which names `sqlx-sqlite?/time`).
-//! So its two stores are copied here, doing what they do: the same SQL text, formatted on
+//! `postgres` feature on (the resolver counts sqlx 0.8's optional SQLite driver; sqlx
+//! issue #3369 reports the same with its `chrono` feature).
+//! So its two stores are ported here, doing what they do: the same SQL text, formatted on
 //! every call as there; the same binds (the expiry as a `time::OffsetDateTime`); the same
 //! MessagePack encoding of the whole record (`rmp-serde`); the same transaction around a
 //! `create`; a pooled connection per call. Only what sqlx 0.9 changed differs (a statement
 //! built at run time is passed as `AssertSqlSafe`), and what the harness does not call is
-//! left out (`with_table_name`, `ExpiredDeletion`, MySQL).
+//! left out (`with_table_name`, `ExpiredDeletion`, MySQL, `migrate`'s allowance for a
+//! `create schema` racing another process's).
 
 use async_trait::async_trait;
 use sqlx::query::Query;
