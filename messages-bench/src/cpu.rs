@@ -189,50 +189,69 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn named_threads_are_counted_apart() {
-        if !Path::new("/proc/self/task").exists() {
-            return; // not Linux: no figures, nothing to check
-        }
-        let spin = |name: &str| {
+    /// Runs a thread named `name` that spins until its CPU time shows in `pick` of the
+    /// times read with `database` (a loaded machine may run it late; the figures must be
+    /// read while it lives, as an exited thread leaves the task list). Returns what was
+    /// used meanwhile, and the last reading.
+    fn spin_until_seen(
+        name: &str,
+        database: Database,
+        pick: fn(&CpuTimes) -> u64,
+    ) -> (CpuTimes, CpuTimes) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+
+        let before = CpuTimes::now(database).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinner = {
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(|| {
-                    let started = std::time::Instant::now();
+                .spawn(move || {
                     let mut x = 0u64;
-                    while started.elapsed() < std::time::Duration::from_millis(30) {
+                    while !stop.load(Ordering::Relaxed) {
                         x = std::hint::black_box(x.wrapping_add(1));
                     }
                 })
                 .unwrap()
         };
-        let before = CpuTimes::now(Database::None).unwrap();
-        let worker = spin(SERVER_THREADS);
-        // Read while the thread is alive: an exited thread leaves the task list.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let during = CpuTimes::now(Database::Process(std::process::id())).unwrap();
-        worker.join().unwrap();
-        let used = during.since(before);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (used, during) = loop {
+            std::thread::sleep(Duration::from_millis(10));
+            let during = CpuTimes::now(database).unwrap();
+            let used = during.since(before);
+            if pick(&used) > 0 || Instant::now() > deadline {
+                break (used, during);
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().unwrap();
+        (used, during)
+    }
+
+    #[test]
+    fn named_threads_are_counted_apart() {
+        if !Path::new("/proc/self/task").exists() {
+            return; // not Linux: no figures, nothing to check
+        }
+        let me = Database::Process(std::process::id());
+        let (used, during) = spin_until_seen(SERVER_THREADS, me, |t| t.server_ns);
         assert!(used.server_ns > 0, "{used:?}");
+        assert_eq!(used.client_ns, 0);
+        assert!(during.db_ns.unwrap() >= used.server_ns);
         // An actix worker's thread counts as the server's too.
-        let before = CpuTimes::now(Database::None).unwrap();
-        let actix = spin("actix-rt|system:0|arbiter:1");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let with_actix = CpuTimes::now(Database::None).unwrap().since(before);
-        actix.join().unwrap();
+        let (with_actix, _) = spin_until_seen("actix-rt|system:0|arbiter:1", Database::None, |t| {
+            t.server_ns
+        });
         assert!(with_actix.server_ns > 0, "{with_actix:?}");
         assert_eq!(with_actix.client_ns, 0);
-        assert_eq!(used.client_ns, 0);
-        assert_eq!(used.db_ns, None);
-        assert!(during.db_ns.unwrap() >= used.server_ns);
+        assert_eq!(with_actix.db_ns, None);
         // A SQLite worker's thread counts as the database's, and only when asked for.
-        let before = CpuTimes::now(Database::SqliteThreads).unwrap();
-        let sqlite = spin("sqlx-sqlite-worker-0");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let with_sqlite = CpuTimes::now(Database::SqliteThreads)
-            .unwrap()
-            .since(before);
-        sqlite.join().unwrap();
+        let (with_sqlite, _) =
+            spin_until_seen("sqlx-sqlite-worker-0", Database::SqliteThreads, |t| {
+                t.db_ns.unwrap_or(0)
+            });
         assert!(with_sqlite.db_ns.unwrap() > 0, "{with_sqlite:?}");
         assert_eq!((with_sqlite.server_ns, with_sqlite.client_ns), (0, 0));
     }
@@ -251,18 +270,28 @@ mod tests {
         if !Path::new("/proc/self/task").exists() {
             return;
         }
-        // This process is the root; a child that spins a little is counted.
+        // This process is the root; a child that spins a little, then waits (as the same
+        // process), is counted once it has run.
         let mut child = std::process::Command::new("sh")
             .args([
                 "-c",
-                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 1",
+                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 30",
             ])
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
         let me = std::process::id();
-        let tree = tree_ns(me).unwrap();
-        let alone = process_ns(me).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (tree, alone) = loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let child_ns = process_ns(child.id()).unwrap_or(0);
+            // This process alone first: its time only grows, so the tree read after it
+            // exceeds it by at least the child's.
+            let alone = process_ns(me).unwrap();
+            let tree = tree_ns(me).unwrap();
+            if child_ns > 0 || std::time::Instant::now() > deadline {
+                break (tree, alone);
+            }
+        };
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(tree > alone, "{tree} > {alone}");
