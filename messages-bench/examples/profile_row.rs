@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 
 use messages_bench::BenchError;
-use messages_bench::apps::{App, Row};
+use messages_bench::apps::{App, Row, Servers};
 use messages_bench::client::{self, Cell, Workload};
 use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_tests::redis_server::RedisServer;
@@ -24,7 +24,11 @@ fn run() -> Result<(), BenchError> {
     };
     let (server_rt, client_rt) = (runtime(SERVER_THREADS)?, runtime(CLIENT_THREADS)?);
     let redis = RedisServer::start();
-    let app = server_rt.block_on(App::start(row, redis.as_ref()))?;
+    let servers = Servers {
+        redis: redis.as_ref(),
+        postgres: None,
+    };
+    let app = server_rt.block_on(App::start(row, servers))?;
     let cell = Cell {
         workload: Workload::FlashPair,
         concurrency: 16,

@@ -31,7 +31,9 @@ use messages_core::{Message, with_messages};
 use tokio::sync::oneshot;
 
 use crate::BenchError;
-use crate::apps::{ABOUT, Counter, Row, SETTINGS, SettingsForm, Shown, ours_config, render, saved};
+use crate::apps::{
+    ABOUT, Counter, Row, SETTINGS, SettingsForm, Shown, Target, ours_config, render, saved,
+};
 use crate::cpu::SERVER_THREADS;
 
 /// actix-web workers per row: as many as the axum rows' server runtime has threads.
@@ -212,10 +214,10 @@ impl Running {
 }
 
 /// Starts `row` (an actix row) on `127.0.0.1:0` on a new System thread; returns once the
-/// server is listening. `redis_url` is needed for [`Row::ActixRedis`] only.
+/// server is listening. `target` is where its store keeps its data.
 pub(crate) async fn start(
     row: Row,
-    redis_url: Option<String>,
+    target: Target,
 ) -> Result<(SocketAddr, Counter, Running), BenchError> {
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -223,7 +225,7 @@ pub(crate) async fn start(
         .name(SERVER_THREADS.to_owned())
         .spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let (server, addr, counter) = match serve(row, redis_url.as_deref()).await {
+                let (server, addr, counter) = match serve(row, &target).await {
                     Ok(started) => started,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -265,10 +267,7 @@ macro_rules! http_server {
 }
 
 /// Builds the row's store and server inside the running System.
-async fn serve(
-    row: Row,
-    redis_url: Option<&str>,
-) -> Result<(Server, SocketAddr, Counter), BenchError> {
+async fn serve(row: Row, target: &Target) -> Result<(Server, SocketAddr, Counter), BenchError> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
     let (server, counter) = match row {
@@ -329,7 +328,7 @@ async fn serve(
             )
         }
         row => {
-            let (config, counter) = ours_config(row, redis_url).await?;
+            let (config, counter) = ours_config(row, target).await?;
             (
                 http_server!(listener, move || {
                     App::new()

@@ -9,6 +9,7 @@
 //! minijinja template with HTML escaping on, as an application would render it.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -22,18 +23,27 @@ use axum::serve::ListenerExt as _;
 use messages_core::Storage;
 use messages_core::axum::MessagesLayer;
 use messages_core::{
-    CookieStore, MemoryStore, Message, MessagesConfig, RedisOptions, RedisStore, with_messages,
+    CookieStore, MemoryStore, Message, MessagesConfig, PostgresStore, RedisOptions, RedisStore,
+    SqlOptions, SqliteStore, with_messages,
 };
 use messages_tests::CountingStore;
+use messages_tests::postgres_server::PostgresServer;
 use messages_tests::redis_server::RedisServer;
 use minijinja::{AutoEscape, Environment, context};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions::{SessionManagerLayer, cookie::SameSite};
+use tower_sessions_redis_store::fred::prelude::{Builder, ClientLike as _, Config};
 
 use crate::BenchError;
+use crate::cpu::Database;
+use crate::sqlx_sessions::{PgSessions, SqliteSessions};
 
 /// The view that shows what the form added.
 pub const SETTINGS: &str = "/settings";
@@ -156,14 +166,23 @@ async fn am_save(messages: axum_messages::Messages, Form(form): Form<SettingsFor
     Redirect::to(SETTINGS)
 }
 
-/// A `tower-sessions` store that counts the calls made to the memory store it wraps.
-#[derive(Debug, Clone, Default)]
-pub struct CountingSessionStore {
-    inner: tower_sessions::MemoryStore,
+/// A `tower-sessions` store that counts the calls made to the store it wraps
+/// (`create`, `save`, `load`, `delete`).
+#[derive(Debug, Clone)]
+pub struct CountingSessionStore<S> {
+    inner: S,
     calls: Arc<AtomicUsize>,
 }
 
-impl CountingSessionStore {
+impl<S> CountingSessionStore<S> {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: S) -> Self {
+        CountingSessionStore {
+            inner,
+            calls: Arc::default(),
+        }
+    }
+
     /// Calls made so far.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)
@@ -175,7 +194,7 @@ impl CountingSessionStore {
 }
 
 #[async_trait]
-impl SessionStore for CountingSessionStore {
+impl<S: SessionStore> SessionStore for CountingSessionStore<S> {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         self.hit();
         self.inner.create(record).await
@@ -234,6 +253,19 @@ impl Framework {
     }
 }
 
+/// Where a row's flash messages (or sessions) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Backend {
+    /// In the server process or in cookies: nothing to start.
+    InProcess,
+    /// The harness's `redis-server`.
+    Redis,
+    /// A database of the row's own on the harness's PostgreSQL server.
+    Postgres,
+    /// A SQLite file of the row's own (WAL), in a temporary directory.
+    Sqlite,
+}
+
 /// A row of the table: what serves the flash messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Row {
@@ -247,8 +279,22 @@ pub enum Row {
     Fallback,
     /// This library, `RedisStore` on a harness-started `redis-server`.
     Redis,
+    /// This library, `PostgresStore` on a harness-started PostgreSQL server.
+    Postgres,
+    /// This library, `SqliteStore` on a file (WAL).
+    Sqlite,
     /// `axum-messages` 0.8 with `tower-sessions` 0.14's memory store.
     AxumMessages,
+    /// `axum-messages` 0.8 with `tower-sessions-redis-store` 0.16 (the `fred` client) on
+    /// the same `redis-server` as [`Row::Redis`].
+    AxumMessagesRedis,
+    /// `axum-messages` 0.8 with `tower-sessions-sqlx-store` 0.15's PostgreSQL store
+    /// (ported to sqlx 0.9: [`crate::sqlx_sessions`]) on the same server as
+    /// [`Row::Postgres`], a database of its own.
+    AxumMessagesPostgres,
+    /// `axum-messages` 0.8 with `tower-sessions-sqlx-store` 0.15's SQLite store (ported
+    /// likewise) on a file of its own, opened as [`Row::Sqlite`]'s.
+    AxumMessagesSqlite,
     /// actix-web 4 with no flash library: the actix floor.
     ActixBare,
     /// This library on actix-web, `MemoryStore`.
@@ -269,13 +315,18 @@ pub enum Row {
 
 impl Row {
     /// Every row, in table order.
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 18] = [
         Row::Bare,
         Row::Memory,
         Row::Cookie,
         Row::Fallback,
         Row::Redis,
+        Row::Postgres,
+        Row::Sqlite,
         Row::AxumMessages,
+        Row::AxumMessagesRedis,
+        Row::AxumMessagesPostgres,
+        Row::AxumMessagesSqlite,
         Row::ActixBare,
         Row::ActixMemory,
         Row::ActixCookie,
@@ -293,7 +344,12 @@ impl Row {
             Row::Cookie => "ours: cookie",
             Row::Fallback => "ours: fallback",
             Row::Redis => "ours: redis",
-            Row::AxumMessages => "axum-messages",
+            Row::Postgres => "ours: postgres",
+            Row::Sqlite => "ours: sqlite",
+            Row::AxumMessages => "axum-messages: memory",
+            Row::AxumMessagesRedis => "axum-messages: redis",
+            Row::AxumMessagesPostgres => "axum-messages: postgres",
+            Row::AxumMessagesSqlite => "axum-messages: sqlite",
             Row::ActixBare => "bare actix-web",
             Row::ActixMemory => "ours on actix: memory",
             Row::ActixCookie => "ours on actix: cookie",
@@ -308,6 +364,7 @@ impl Row {
     pub fn column(self) -> &'static str {
         match self {
             Row::Bare | Row::ActixBare => "bare",
+            Row::AxumMessages => "axum-messages",
             Row::AwfmCookie => "AWFM cookie",
             Row::AwfmSession => "AWFM session",
             _ => self.label(),
@@ -322,7 +379,12 @@ impl Row {
             | Row::Cookie
             | Row::Fallback
             | Row::Redis
-            | Row::AxumMessages => Framework::Axum,
+            | Row::Postgres
+            | Row::Sqlite
+            | Row::AxumMessages
+            | Row::AxumMessagesRedis
+            | Row::AxumMessagesPostgres
+            | Row::AxumMessagesSqlite => Framework::Axum,
             Row::ActixBare
             | Row::ActixMemory
             | Row::ActixCookie
@@ -333,15 +395,119 @@ impl Row {
         }
     }
 
+    /// Where the row keeps its messages or sessions.
+    pub fn backend(self) -> Backend {
+        match self {
+            Row::Redis | Row::ActixRedis | Row::AxumMessagesRedis => Backend::Redis,
+            Row::Postgres | Row::AxumMessagesPostgres => Backend::Postgres,
+            Row::Sqlite | Row::AxumMessagesSqlite => Backend::Sqlite,
+            _ => Backend::InProcess,
+        }
+    }
+
+    /// The axum-messages row on the same kind of store as this axum row (itself for an
+    /// axum-messages row): the like-for-like peer of the table's "same store" columns.
+    /// `None` where axum-messages has no such store (cookies) or on actix-web.
+    pub fn store_peer(self) -> Option<Row> {
+        match self {
+            Row::Memory | Row::AxumMessages => Some(Row::AxumMessages),
+            Row::Redis | Row::AxumMessagesRedis => Some(Row::AxumMessagesRedis),
+            Row::Postgres | Row::AxumMessagesPostgres => Some(Row::AxumMessagesPostgres),
+            Row::Sqlite | Row::AxumMessagesSqlite => Some(Row::AxumMessagesSqlite),
+            _ => None,
+        }
+    }
+
     /// Whether `GET /settings` shows the message the form added.
     pub fn shows_messages(self) -> bool {
         self != self.framework().bare()
     }
+}
 
-    /// Whether the row needs the harness's `redis-server`.
-    pub fn needs_redis(self) -> bool {
-        matches!(self, Row::Redis | Row::ActixRedis)
+/// The database servers of a run, each started once for all the rows that need it; a row
+/// whose server is missing cannot start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Servers<'a> {
+    /// For [`Backend::Redis`].
+    pub redis: Option<&'a RedisServer>,
+    /// For [`Backend::Postgres`].
+    pub postgres: Option<&'a PostgresServer>,
+}
+
+impl Servers<'_> {
+    /// What `row` needs and this lacks: `Some("redis-server")`, `Some("postgresql")`.
+    pub fn missing_for(&self, row: Row) -> Option<&'static str> {
+        match row.backend() {
+            Backend::Redis if self.redis.is_none() => Some("redis-server"),
+            Backend::Postgres if self.postgres.is_none() => Some("postgresql"),
+            _ => None,
+        }
     }
+}
+
+/// Where a row's store is to keep its data, made for the row before its store is built.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// Nowhere outside the process.
+    InProcess,
+    /// The `redis-server` at this URL.
+    Redis(String),
+    /// The PostgreSQL database at this URL, the row's own.
+    Postgres(String),
+    /// The SQLite file at this path, the row's own.
+    Sqlite(PathBuf),
+}
+
+impl Target {
+    fn wrong(row: Row) -> BenchError {
+        messages_core::Error::Config(format!("{}: no database made for it", row.label())).into()
+    }
+}
+
+/// Sequence number of the databases made on the PostgreSQL server by this process.
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes `row`'s target: a fresh database on the PostgreSQL server, a file in a fresh
+/// temporary directory (returned, to live as long as the row), or the Redis URL; and
+/// says where the database spends its CPU time.
+async fn target(
+    row: Row,
+    servers: Servers<'_>,
+) -> Result<(Target, Database, Option<TempDir>), BenchError> {
+    let missing = || {
+        messages_core::Error::Config(format!(
+            "{} needs {}",
+            row.label(),
+            servers.missing_for(row).unwrap_or("a database")
+        ))
+    };
+    Ok(match row.backend() {
+        Backend::InProcess => (Target::InProcess, Database::None, None),
+        Backend::Redis => {
+            let redis = servers.redis.ok_or_else(missing)?;
+            let database = redis.pid().map_or(Database::None, Database::Process);
+            (Target::Redis(redis.url()), database, None)
+        }
+        Backend::Postgres => {
+            let postgres = servers.postgres.ok_or_else(missing)?;
+            let name = format!("bench_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+            let mut admin = PgConnection::connect(&postgres.url()).await?;
+            admin
+                .execute(AssertSqlSafe(format!("create database {name}")))
+                .await?;
+            admin.close().await?;
+            let url = format!("postgres://postgres@127.0.0.1:{}/{name}", postgres.port());
+            let database = postgres.pid().map_or(Database::None, Database::ProcessTree);
+            (Target::Postgres(url), database, None)
+        }
+        Backend::Sqlite => {
+            let dir = tempfile::Builder::new()
+                .prefix("messages-bench-")
+                .tempdir()?;
+            let path = dir.path().join("bench.db");
+            (Target::Sqlite(path), Database::SqliteThreads, Some(dir))
+        }
+    })
 }
 
 /// How a row's store calls are counted.
@@ -351,8 +517,9 @@ pub(crate) enum Counter {
     Nothing,
     /// A `MessageStore` behind this library.
     Ours(CountingStore),
-    /// The `tower-sessions` store behind `axum-messages`.
-    Sessions(CountingSessionStore),
+    /// The `tower-sessions` store behind `axum-messages` ([`CountingSessionStore`]'s
+    /// count).
+    Sessions(Arc<AtomicUsize>),
     /// The `actix-session` store behind `actix-web-flash-messages`.
     ActixSessions(crate::actix_apps::MemorySessions),
 }
@@ -373,28 +540,30 @@ pub struct App {
     pub row: Row,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The `redis-server` process the store talks to (Redis rows), to count its CPU.
-    pub redis_pid: Option<u32>,
+    /// Where its database spends CPU time (`redis-server`, PostgreSQL's processes, SQLite's
+    /// threads), to count it beside the server's.
+    pub database: Database,
     counter: Counter,
     server: Server,
+    /// The SQLite row's directory, removed after the server stops.
+    _files: Option<TempDir>,
 }
 
 impl App {
     /// Builds the row's application and serves it on `127.0.0.1:0`.
     ///
     /// An axum row is served on the runtime this is called in (the server runtime: the
-    /// server task and the Redis connection live there). An actix row gets a thread of
-    /// its own named [`SERVER_THREADS`](crate::cpu::SERVER_THREADS), running an
-    /// `actix_rt::System` as `#[actix_web::main]` would, where its store is built (the
+    /// server task, the Redis connection and the SQL pools live there). An actix row gets
+    /// a thread of its own named [`SERVER_THREADS`](crate::cpu::SERVER_THREADS), running
+    /// an `actix_rt::System` as `#[actix_web::main]` would, where its store is built (the
     /// Redis connection's task lives there) and its `HttpServer` started with two workers
-    /// (threads named `actix-…`). `redis` is needed for the Redis rows only.
-    pub async fn start(row: Row, redis: Option<&RedisServer>) -> Result<App, BenchError> {
-        let redis_pid = redis
-            .filter(|_| row.needs_redis())
-            .and_then(RedisServer::pid);
+    /// (threads named `actix-…`). A row whose [`Backend`] is a server needs it in
+    /// `servers`; a PostgreSQL row gets a database of its own there, a SQLite row a file.
+    pub async fn start(row: Row, servers: Servers<'_>) -> Result<App, BenchError> {
+        let (target, database, files) = target(row, servers).await?;
         let (addr, counter, server) = match row.framework() {
             Framework::Axum => {
-                let (router, counter) = router(row, redis).await?;
+                let (router, counter) = router(row, &target).await?;
                 let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
                 let addr = listener.local_addr()?;
                 // Small responses go out at once (no Nagle delay against delayed ACKs).
@@ -409,17 +578,17 @@ impl App {
                 (addr, counter, Server::Axum(task))
             }
             Framework::Actix => {
-                let url = redis.filter(|_| row.needs_redis()).map(RedisServer::url);
-                let (addr, counter, running) = crate::actix_apps::start(row, url).await?;
+                let (addr, counter, running) = crate::actix_apps::start(row, target).await?;
                 (addr, counter, Server::Actix(running))
             }
         };
         Ok(App {
             row,
             addr,
-            redis_pid,
+            database,
             counter,
             server,
+            _files: files,
         })
     }
 
@@ -428,7 +597,7 @@ impl App {
         match &self.counter {
             Counter::Nothing => None,
             Counter::Ours(store) => Some(store.calls()),
-            Counter::Sessions(store) => Some(store.calls()),
+            Counter::Sessions(calls) => Some(calls.load(Ordering::Relaxed)),
             Counter::ActixSessions(store) => Some(store.calls()),
         }
     }
@@ -447,32 +616,53 @@ pub(crate) fn cookie_store() -> Result<CookieStore, BenchError> {
     Ok(CookieStore::new([CookieStore::random_key()?])?)
 }
 
+/// SQLite's connection settings for the axum-messages SQLite row, as `SqliteStore::open`
+/// makes ours: the file created if missing, WAL, `synchronous = NORMAL`, the same busy
+/// timeout.
+fn sqlite_connect(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(SqlOptions::default().response_timeout)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+}
+
 /// This library's config for one of its rows (either framework), and how its store calls
-/// are counted. Call it on the runtime that is to drive the store (the Redis connection).
+/// are counted. Call it on the runtime that is to drive the store (the Redis connection,
+/// the SQL pools).
 pub(crate) async fn ours_config(
     row: Row,
-    redis_url: Option<&str>,
+    target: &Target,
 ) -> Result<(MessagesConfig, Counter), BenchError> {
-    Ok(match row {
-        Row::Memory | Row::ActixMemory => {
-            let store = CountingStore::new(MemoryStore::new());
-            (MessagesConfig::new(store.clone()), Counter::Ours(store))
+    let counted = |store: CountingStore| (MessagesConfig::new(store.clone()), Counter::Ours(store));
+    Ok(match (row, target) {
+        (Row::Memory | Row::ActixMemory, _) => counted(CountingStore::new(MemoryStore::new())),
+        (Row::Cookie | Row::ActixCookie, _) => {
+            (MessagesConfig::new(cookie_store()?), Counter::Nothing)
         }
-        Row::Cookie | Row::ActixCookie => (MessagesConfig::new(cookie_store()?), Counter::Nothing),
-        Row::Fallback | Row::ActixFallback => {
+        (Row::Fallback | Row::ActixFallback, _) => {
             let store = CountingStore::new(MemoryStore::new());
             let fallback = Storage::fallback(cookie_store()?, store.clone());
             (MessagesConfig::new(fallback), Counter::Ours(store))
         }
-        Row::Redis | Row::ActixRedis => {
-            let url = redis_url.ok_or_else(|| {
-                messages_core::Error::Config("the Redis rows need a redis-server".into())
-            })?;
-            let store =
-                CountingStore::new(RedisStore::connect(url, RedisOptions::default()).await?);
-            (MessagesConfig::new(store.clone()), Counter::Ours(store))
+        (Row::Redis | Row::ActixRedis, Target::Redis(url)) => counted(CountingStore::new(
+            RedisStore::connect(url, RedisOptions::default()).await?,
+        )),
+        (Row::Postgres, Target::Postgres(url)) => {
+            let store = PostgresStore::connect(url, SqlOptions::default()).await?;
+            store.migrate().await?;
+            counted(CountingStore::new(store))
         }
-        other => {
+        (Row::Sqlite, Target::Sqlite(path)) => {
+            let store = SqliteStore::open(path, SqlOptions::default()).await?;
+            store.migrate().await?;
+            counted(CountingStore::new(store))
+        }
+        (Row::Redis | Row::ActixRedis | Row::Postgres | Row::Sqlite, _) => {
+            return Err(Target::wrong(row));
+        }
+        (other, _) => {
             return Err(messages_core::Error::Config(format!(
                 "{} is not a row of this library",
                 other.label()
@@ -489,32 +679,68 @@ fn ours(config: MessagesConfig) -> Router {
         .layer(MessagesLayer::new(config))
 }
 
-async fn router(row: Row, redis: Option<&RedisServer>) -> Result<(Router, Counter), BenchError> {
-    Ok(match row {
-        Row::Bare => (
+/// axum-messages on `store`, its calls counted.
+fn axum_messages<S: SessionStore + Clone>(store: S) -> (Router, Counter) {
+    let store = CountingSessionStore::new(store);
+    let calls = Arc::clone(&store.calls);
+    // Lax like ours (tower-sessions defaults to Strict); not Secure on plain http.
+    let sessions = SessionManagerLayer::new(store)
+        .with_secure(false)
+        .with_same_site(SameSite::Lax);
+    (
+        Router::new()
+            .route(SETTINGS, get(am_settings).post(am_save))
+            .route(ABOUT, get(about))
+            .layer(axum_messages::MessagesManagerLayer)
+            .layer(sessions),
+        Counter::Sessions(calls),
+    )
+}
+
+async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchError> {
+    // The pools of the axum-messages SQL rows as `PostgresStore::connect` and
+    // `SqliteStore::open` make ours: as many connections at most, the same wait for one,
+    // sqlx's defaults otherwise (a connection is pinged before it is handed out).
+    let options = SqlOptions::default();
+    Ok(match (row, target) {
+        (Row::Bare, _) => (
             Router::new()
                 .route(SETTINGS, get(bare_settings).post(bare_save))
                 .route(ABOUT, get(about)),
             Counter::Nothing,
         ),
-        Row::AxumMessages => {
-            let store = CountingSessionStore::default();
-            // Lax like ours (tower-sessions defaults to Strict); not Secure on plain http.
-            let sessions = SessionManagerLayer::new(store.clone())
-                .with_secure(false)
-                .with_same_site(SameSite::Lax);
-            (
-                Router::new()
-                    .route(SETTINGS, get(am_settings).post(am_save))
-                    .route(ABOUT, get(about))
-                    .layer(axum_messages::MessagesManagerLayer)
-                    .layer(sessions),
-                Counter::Sessions(store),
-            )
+        (Row::AxumMessages, _) => axum_messages(tower_sessions::MemoryStore::default()),
+        (Row::AxumMessagesRedis, Target::Redis(url)) => {
+            // One connection, pipelined, like our `RedisStore`'s; fred's defaults.
+            let client = Builder::from_config(Config::from_url(url)?).build()?;
+            client.init().await?;
+            axum_messages(tower_sessions_redis_store::RedisStore::new(client))
         }
-        row => {
-            let url = redis.map(RedisServer::url);
-            let (config, counter) = ours_config(row, url.as_deref()).await?;
+        (Row::AxumMessagesPostgres, Target::Postgres(url)) => {
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect(url)
+                .await?;
+            let store = PgSessions::new(pool);
+            store.migrate().await?;
+            axum_messages(store)
+        }
+        (Row::AxumMessagesSqlite, Target::Sqlite(path)) => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(sqlite_connect(path))
+                .await?;
+            let store = SqliteSessions::new(pool);
+            store.migrate().await?;
+            axum_messages(store)
+        }
+        (Row::AxumMessagesRedis | Row::AxumMessagesPostgres | Row::AxumMessagesSqlite, _) => {
+            return Err(Target::wrong(row));
+        }
+        (row, target) => {
+            let (config, counter) = ours_config(row, target).await?;
             (ours(config), counter)
         }
     })

@@ -78,7 +78,7 @@ pub struct Sample {
     pub set_cookie_bytes: u64,
     /// Calls to the row's server store, if it has one.
     pub store_calls: Option<usize>,
-    /// CPU time of the server threads, the client threads and `redis-server`.
+    /// CPU time of the server threads, the client threads and the row's database.
     #[serde(skip)]
     pub cpu: Option<CpuTimes>,
     /// Responses that broke the contract (wrong status, message missing or repeated).
@@ -297,12 +297,12 @@ pub async fn measure(app: &App, cell: Cell) -> Result<Sample, BenchError> {
 
     let per_client = (cell.iterations / concurrency).max(1);
     let calls_before = app.store_calls();
-    let cpu_before = CpuTimes::now(app.redis_pid);
+    let cpu_before = CpuTimes::now(app.database);
     let started = Instant::now();
     let (clients, mut sample) = run_all(clients, cell.workload, per_client).await?;
     sample.elapsed = started.elapsed();
     sample.cpu = cpu_before
-        .zip(CpuTimes::now(app.redis_pid))
+        .zip(CpuTimes::now(app.database))
         .map(|(before, after)| after.since(before));
     sample.store_calls = calls_before
         .zip(app.store_calls())

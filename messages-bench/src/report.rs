@@ -1,6 +1,7 @@
 //! From samples to the table: per-request figures, medians over rounds, ratios to the
-//! framework's bare floor (bare axum, bare actix-web) and to its other flash libraries
-//! (axum-messages; actix-web-flash-messages on its two stores), Markdown and JSON.
+//! framework's bare floor (bare axum, bare actix-web), to its other flash libraries
+//! (axum-messages on its memory store; actix-web-flash-messages on its two stores) and to
+//! axum-messages on the same kind of store ([`Row::store_peer`]), Markdown and JSON.
 
 use std::fmt::Write as _;
 
@@ -28,8 +29,9 @@ pub struct Metrics {
     pub server_cpu_us: Option<f64>,
     /// CPU µs of the client threads per request.
     pub client_cpu_us: Option<f64>,
-    /// CPU µs of `redis-server` per request (Redis row).
-    pub redis_cpu_us: Option<f64>,
+    /// CPU µs of the row's database per request: `redis-server`, PostgreSQL's processes
+    /// or SQLite's threads ([`crate::cpu::Database`]); `None` without one.
+    pub db_cpu_us: Option<f64>,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -55,7 +57,7 @@ impl Metrics {
             store_calls: sample.store_calls.map(|c| per_request(c as f64, n)),
             server_cpu_us: cpu.map(|c| us(c.server_ns)),
             client_cpu_us: cpu.map(|c| us(c.client_ns)),
-            redis_cpu_us: cpu.and_then(|c| c.other_ns).map(us),
+            db_cpu_us: cpu.and_then(|c| c.db_ns).map(us),
         }
     }
 
@@ -75,7 +77,7 @@ impl Metrics {
             store_calls: o(|r| r.store_calls),
             server_cpu_us: o(|r| r.server_cpu_us),
             client_cpu_us: o(|r| r.client_cpu_us),
-            redis_cpu_us: o(|r| r.redis_cpu_us),
+            db_cpu_us: o(|r| r.db_cpu_us),
         }
     }
 }
@@ -130,6 +132,9 @@ pub struct Line {
     /// Beside each other flash library of its framework ([`Framework::peers`]), same
     /// workload and concurrency.
     pub vs_peers: Vec<PeerRatios>,
+    /// Beside axum-messages on the same kind of store ([`Row::store_peer`]), same
+    /// workload and concurrency.
+    pub vs_store_peer: Option<Ratios>,
     /// Responses that broke the contract, all rounds.
     pub failures: usize,
     /// The first such response.
@@ -150,6 +155,7 @@ impl Line {
             rounds,
             vs_bare: None,
             vs_peers: Vec::new(),
+            vs_store_peer: None,
             failures: samples.iter().map(|s| s.failures).sum(),
             first_failure: samples.iter().find_map(|s| s.first_failure.clone()),
         }
@@ -163,16 +169,16 @@ impl Line {
 pub struct Ratios {
     /// Requests per second over the other's (above 1: faster).
     pub requests_per_s: f64,
-    /// Server-side CPU per request (with `redis-server`'s) over the other's (above 1:
+    /// Server-side CPU per request (with the database's) over the other's (above 1:
     /// costlier).
     pub server_cpu: Option<f64>,
 }
 
 impl Metrics {
-    /// CPU per request on the server side: the server threads and `redis-server`.
+    /// CPU per request on the server side: the server threads and the database.
     pub fn server_side_cpu_us(&self) -> Option<f64> {
         self.server_cpu_us
-            .map(|s| s + self.redis_cpu_us.unwrap_or(0.0))
+            .map(|s| s + self.db_cpu_us.unwrap_or(0.0))
     }
 }
 
@@ -208,8 +214,12 @@ pub struct PeerRatios {
     pub ratios: Ratios,
 }
 
+/// A line's ratios to its bare line, to its framework's peers and to its store peer.
+type LineRatios = (Option<Ratios>, Vec<PeerRatios>, Option<Ratios>);
+
 /// Fills in each line's ratios to the bare line and to the peer lines of its framework
-/// ([`Framework::bare`], [`Framework::peers`]) at its workload and concurrency.
+/// ([`Framework::bare`], [`Framework::peers`]), and to its store peer
+/// ([`Row::store_peer`]), at its workload and concurrency.
 pub fn add_ratios(lines: &mut [Line]) {
     let base = |lines: &[Line], row: Row, l: &Line| {
         lines
@@ -217,7 +227,7 @@ pub fn add_ratios(lines: &mut [Line]) {
             .find(|b| b.row == row && b.workload == l.workload && b.concurrency == l.concurrency)
             .and_then(|b| Ratios::of(l, b))
     };
-    let ratios: Vec<(Option<Ratios>, Vec<PeerRatios>)> = lines
+    let ratios: Vec<LineRatios> = lines
         .iter()
         .map(|l| {
             let framework = l.row.framework();
@@ -226,12 +236,14 @@ pub fn add_ratios(lines: &mut [Line]) {
                 .iter()
                 .filter_map(|&peer| base(lines, peer, l).map(|ratios| PeerRatios { peer, ratios }))
                 .collect();
-            (base(lines, framework.bare(), l), peers)
+            let store_peer = l.row.store_peer().and_then(|peer| base(lines, peer, l));
+            (base(lines, framework.bare(), l), peers, store_peer)
         })
         .collect();
-    for (line, (bare, peers)) in lines.iter_mut().zip(ratios) {
+    for (line, (bare, peers, store_peer)) in lines.iter_mut().zip(ratios) {
         line.vs_bare = bare;
         line.vs_peers = peers;
+        line.vs_store_peer = store_peer;
     }
 }
 
@@ -341,59 +353,61 @@ impl Report {
     }
 }
 
+/// The header of the ratio columns to axum-messages on the same kind of store.
+const SAME_STORE: &str = "same-store peer";
+
 /// One framework's lines of one workload as a Markdown table, with a ratio column for
-/// its bare row and for each of its peers.
+/// its bare row, for each of its peers and, where a line has one, for its store peer.
 fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
-    let peers = framework.peers();
-    let _ = writeln!(out, "{}:\n", framework.label());
-    let bare = framework.bare().column();
-    let mut header = format!("| c | row | req/s | req/s × {bare} |");
-    for peer in peers {
-        let _ = write!(header, " req/s × {} |", peer.column());
+    let mut bases: Vec<&str> = vec![framework.bare().column()];
+    bases.extend(framework.peers().iter().map(|p| p.column()));
+    if lines.iter().any(|l| l.row.store_peer().is_some()) {
+        bases.push(SAME_STORE);
     }
-    header.push_str(" p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req |");
-    let _ = write!(header, " CPU × {bare} |");
-    for peer in peers {
-        let _ = write!(header, " CPU × {} |", peer.column());
+    let _ = writeln!(out, "{}:\n", framework.label());
+    let mut header = "| c | row | req/s |".to_owned();
+    for base in &bases {
+        let _ = write!(header, " req/s × {base} |");
+    }
+    header.push_str(" p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req | DB CPU µs/req |");
+    for base in &bases {
+        let _ = write!(header, " CPU × {base} |");
     }
     let _ = writeln!(out, "{header}");
-    // c and row, then 9 figures and 2 ratio columns per base (bare and each peer).
+    // c and row, then 8 figures and 2 ratio columns per base.
     let mut rule = "|---:|---|".to_owned();
-    rule.push_str(&"---:|".repeat(9 + 2 * peers.len()));
+    rule.push_str(&"---:|".repeat(8 + 2 * bases.len()));
     let _ = writeln!(out, "{rule}");
     for line in lines {
         let d = &line.median;
-        let server = match (d.server_cpu_us, d.redis_cpu_us) {
-            (Some(s), Some(r)) => format!("{s:.1} + {r:.1} redis-server"),
-            (s, _) => opt(s, 1),
-        };
-        let (rate_bare, cpu_bare) = ratios(line.vs_bare);
-        let of_peer = |peer: &Row| {
-            ratios(
-                line.vs_peers
-                    .iter()
-                    .find(|p| p.peer == *peer)
-                    .map(|p| p.ratios),
-            )
-        };
-        let peer_ratios: Vec<(String, String)> = peers.iter().map(of_peer).collect();
+        // In the order of `bases`: bare, the peers, the store peer.
+        let mut of_bases: Vec<(String, String)> = vec![ratios(line.vs_bare)];
+        for peer in framework.peers() {
+            let r = line.vs_peers.iter().find(|p| p.peer == *peer);
+            of_bases.push(ratios(r.map(|p| p.ratios)));
+        }
+        if bases.len() > of_bases.len() {
+            of_bases.push(ratios(line.vs_store_peer));
+        }
         let mut row = format!(
-            "| {} | {} | {:.0} | {rate_bare} |",
+            "| {} | {} | {:.0} |",
             line.concurrency, line.label, d.requests_per_s
         );
-        for (rate, _) in &peer_ratios {
+        for (rate, _) in &of_bases {
             let _ = write!(row, " {rate} |");
         }
         let _ = write!(
             row,
-            " {:.0} | {:.0} | {:.0} | {:.0} | {} | {server} | {cpu_bare} |",
+            " {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
             d.p50_us,
             d.p99_us,
             d.cookie_bytes,
             d.set_cookie_bytes,
             opt(d.store_calls, 2),
+            opt(d.server_cpu_us, 1),
+            opt(d.db_cpu_us, 1),
         );
-        for (_, cpu) in &peer_ratios {
+        for (_, cpu) in &of_bases {
             let _ = write!(row, " {cpu} |");
         }
         if line.failures > 0 {
@@ -439,11 +453,23 @@ mod tests {
             cpu: Some(CpuTimes {
                 server_ns: 20_000 * requests as u64,
                 client_ns: 10_000 * requests as u64,
-                other_ns: None,
+                db_ns: None,
             }),
             failures: 0,
             first_failure: None,
         }
+    }
+
+    /// The report of one round of `lines`.
+    fn markdown(lines: Vec<Line>) -> String {
+        Report {
+            machine: Machine::now(),
+            rounds: 1,
+            seconds: 1.0,
+            lines,
+            notes: Vec::new(),
+        }
+        .markdown()
     }
 
     #[test]
@@ -469,7 +495,7 @@ mod tests {
         assert!((d.cookie_bytes - 40.0).abs() < 1e-9);
         assert_eq!(d.store_calls, Some(0.0));
         assert_eq!(d.server_cpu_us, Some(20.0));
-        assert_eq!(d.redis_cpu_us, None);
+        assert_eq!(d.db_cpu_us, None);
         // Bare at c=16 did 10 000 req/s in its one round: ours did 5000, 4000 and 2000 in
         // its three, the first of which is compared; no axum-messages line.
         let vs_bare = lines[1].vs_bare.unwrap();
@@ -483,7 +509,7 @@ mod tests {
     fn ratios_are_medians_of_rounds_and_count_redis_server_cpu() {
         let mut redis = sample(100, 20, Some(100));
         redis.cpu = redis.cpu.map(|c| CpuTimes {
-            other_ns: Some(c.server_ns),
+            db_ns: Some(c.server_ns),
             ..c
         });
         let base = Line::new(
@@ -538,18 +564,68 @@ mod tests {
             .collect();
         assert_eq!(peers, vec![(Row::AwfmCookie, 1.0), (Row::AwfmSession, 2.0)]);
         assert_eq!(lines[0].vs_peers.len(), 1);
-        let report = Report {
-            machine: Machine::now(),
-            rounds: 1,
-            seconds: 1.0,
-            lines,
-            notes: Vec::new(),
-        }
-        .markdown();
+        let report = markdown(lines);
         assert!(
             report.contains("| req/s × AWFM cookie | req/s × AWFM session |"),
             "{report}"
         );
         assert!(report.contains("actix-web 4:") && report.contains("axum 0.8:"));
+        let actix = report.split("actix-web 4:").nth(1).unwrap();
+        assert!(!actix.contains(SAME_STORE), "{actix}");
+    }
+
+    #[test]
+    fn database_rows_are_compared_with_axum_messages_on_the_same_store() {
+        let line = |row, millis, db_ns| {
+            let mut s = sample(100, millis, Some(300));
+            s.cpu = s.cpu.map(|c| CpuTimes { db_ns, ..c });
+            Line::new(row, Workload::FlashPair, 16, &[s])
+        };
+        let mut lines = vec![
+            line(Row::Bare, 5, None),
+            line(Row::Memory, 10, None),
+            line(Row::Cookie, 10, None),
+            line(Row::Postgres, 30, Some(3_000_000)),
+            line(Row::AxumMessages, 20, None),
+            line(Row::AxumMessagesPostgres, 60, Some(7_000_000)),
+            line(Row::ActixMemory, 10, None),
+        ];
+        add_ratios(&mut lines);
+        let postgres = &lines[3];
+        assert_eq!(postgres.median.db_cpu_us, Some(30.0));
+        // 30 ms against its peer's 60 and the memory peer's 20; CPU 20 + 30 against
+        // 20 + 70 and 20.
+        let same = postgres.vs_store_peer.unwrap();
+        assert!((same.requests_per_s - 2.0).abs() < 1e-9, "{same:?}");
+        assert_eq!(same.server_cpu, Some(50.0 / 90.0));
+        let memory_peer = postgres.vs_peers[0].ratios;
+        assert!((memory_peer.requests_per_s - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(memory_peer.server_cpu, Some(2.5));
+        assert!((lines[1].vs_store_peer.unwrap().requests_per_s - 2.0).abs() < 1e-9);
+        assert_eq!(
+            lines[2].vs_store_peer, None,
+            "axum-messages keeps no cookies"
+        );
+        assert_eq!(lines[6].vs_store_peer, None, "actix-web");
+        let report = markdown(lines);
+        let axum = report.split("actix-web 4:").next().unwrap();
+        assert!(
+            axum.contains("| req/s × axum-messages | req/s × same-store peer | p50 µs"),
+            "{report}"
+        );
+        // As many columns in the rule as in the header and the rows.
+        let columns: Vec<usize> = axum
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.matches('|').count())
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}");
+        assert!(axum.contains("| server CPU µs/req | DB CPU µs/req | CPU × bare |"));
+        assert!(
+            axum.contains("| 20.0 | 30.0 | 2.50× | 2.50× | 0.56× |"),
+            "{report}"
+        );
+        let actix = report.split("actix-web 4:").nth(1).unwrap();
+        assert!(!actix.contains(SAME_STORE), "{actix}");
     }
 }

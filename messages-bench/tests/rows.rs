@@ -3,8 +3,10 @@
 //! rows call a server store, and which carry cookies. Counts are tiny: no timing here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use messages_bench::apps::{App, Row};
+use messages_bench::apps::{App, Row, Servers};
 use messages_bench::client::{Cell, Sample, Workload, measure};
+use messages_bench::cpu::Database;
+use messages_tests::postgres_server;
 use messages_tests::redis_server::RedisServer;
 
 const ITERATIONS: usize = 6;
@@ -31,8 +33,8 @@ async fn sample(app: &App, workload: Workload, concurrency: usize) -> Sample {
 }
 
 /// Both workloads at concurrency 1 and 3.
-async fn both(row: Row, redis: Option<&RedisServer>) -> [(Sample, Sample); 2] {
-    let app = App::start(row, redis).await.unwrap();
+async fn both(row: Row, servers: Servers<'_>) -> [(Sample, Sample); 2] {
+    let app = App::start(row, servers).await.unwrap();
     let mut out = Vec::new();
     for concurrency in [1, 3] {
         out.push((
@@ -46,7 +48,7 @@ async fn both(row: Row, redis: Option<&RedisServer>) -> [(Sample, Sample); 2] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_rows_have_no_cookies_and_no_store() {
     for row in [Row::Bare, Row::ActixBare] {
-        for (pair, plain) in both(row, None).await {
+        for (pair, plain) in both(row, Servers::default()).await {
             for s in [&pair, &plain] {
                 assert_eq!((s.cookie_bytes, s.set_cookie_bytes), (0, 0), "{row:?}");
                 assert_eq!(s.store_calls, None, "{row:?}");
@@ -58,8 +60,8 @@ async fn bare_rows_have_no_cookies_and_no_store() {
 /// A server store: `per_pair` calls per pair (add, then take — and for Redis the settle of
 /// the read lease), none for a page that does not ask for messages, and the session
 /// cookie set once, during warm-up.
-async fn server_store_row(row: Row, redis: Option<&RedisServer>, per_pair: usize) {
-    for (pair, plain) in both(row, redis).await {
+async fn server_store_row(row: Row, servers: Servers<'_>, per_pair: usize) {
+    for (pair, plain) in both(row, servers).await {
         assert_eq!(
             pair.store_calls,
             Some(pair.requests / 2 * per_pair),
@@ -75,8 +77,8 @@ async fn server_store_row(row: Row, redis: Option<&RedisServer>, per_pair: usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_is_called_once_per_request_that_uses_it() {
-    server_store_row(Row::Memory, None, 2).await;
-    server_store_row(Row::ActixMemory, None, 2).await;
+    server_store_row(Row::Memory, Servers::default(), 2).await;
+    server_store_row(Row::ActixMemory, Servers::default(), 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,8 +86,53 @@ async fn redis_store_is_called_once_per_request_that_uses_it_and_once_per_settle
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    server_store_row(Row::Redis, Some(&redis), 3).await;
-    server_store_row(Row::ActixRedis, Some(&redis), 3).await;
+    let servers = Servers {
+        redis: Some(&redis),
+        ..Servers::default()
+    };
+    server_store_row(Row::Redis, servers, 3).await;
+    server_store_row(Row::ActixRedis, servers, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_stores_are_called_once_per_request_that_uses_it_and_once_per_settle() {
+    server_store_row(Row::Sqlite, Servers::default(), 3).await;
+    let Some(postgres) = postgres_server::shared() else {
+        return;
+    };
+    let servers = Servers {
+        postgres: Some(postgres),
+        ..Servers::default()
+    };
+    server_store_row(Row::Postgres, servers, 3).await;
+}
+
+/// Where the database rows' CPU time is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_rows_count_their_database_cpu() {
+    let app = App::start(Row::AxumMessagesSqlite, Servers::default())
+        .await
+        .unwrap();
+    assert_eq!(app.database, Database::SqliteThreads);
+    let pair = sample(&app, Workload::FlashPair, 1).await;
+    if let Some(cpu) = pair.cpu {
+        assert!(cpu.db_ns.unwrap() > 0, "{cpu:?}");
+    }
+    let memory = App::start(Row::Memory, Servers::default()).await.unwrap();
+    assert_eq!(memory.database, Database::None);
+    let Some(postgres) = postgres_server::shared() else {
+        return;
+    };
+    let servers = Servers {
+        postgres: Some(postgres),
+        ..Servers::default()
+    };
+    let app = App::start(Row::Postgres, servers).await.unwrap();
+    assert_eq!(app.database, Database::ProcessTree(postgres.pid().unwrap()));
+    let pair = sample(&app, Workload::FlashPair, 1).await;
+    if let Some(cpu) = pair.cpu {
+        assert!(cpu.db_ns.unwrap() > 0, "{cpu:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +143,7 @@ async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store()
         Row::ActixCookie,
         Row::ActixFallback,
     ] {
-        for (pair, plain) in both(row, None).await {
+        for (pair, plain) in both(row, Servers::default()).await {
             // Every POST sets the messages cookie and every GET removes it.
             assert!(pair.set_cookie_bytes > 0, "{row:?}");
             assert!(pair.cookie_bytes > plain.cookie_bytes, "{row:?}");
@@ -108,17 +155,40 @@ async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store()
     }
 }
 
+/// axum-messages loads and saves the session on every request of a pair (reading the
+/// messages changes the session too) and loads it on every other page.
+async fn axum_messages_row(row: Row, servers: Servers<'_>) {
+    for (pair, plain) in both(row, servers).await {
+        assert_eq!(pair.store_calls, Some(2 * pair.requests), "{row:?}");
+        assert_eq!(plain.store_calls, Some(plain.requests), "{row:?}");
+        assert!(
+            pair.set_cookie_bytes > 0,
+            "{row:?}: the session cookie again"
+        );
+        assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_messages_session_store_calls_are_counted() {
-    for (pair, plain) in both(Row::AxumMessages, None).await {
-        assert!(pair.store_calls.unwrap() >= pair.requests);
-        assert!(plain.store_calls.unwrap() >= plain.requests);
+    axum_messages_row(Row::AxumMessages, Servers::default()).await;
+    axum_messages_row(Row::AxumMessagesSqlite, Servers::default()).await;
+    let redis = RedisServer::start();
+    let postgres = postgres_server::shared();
+    let servers = Servers {
+        redis: redis.as_ref(),
+        postgres,
+    };
+    for row in [Row::AxumMessagesRedis, Row::AxumMessagesPostgres] {
+        if servers.missing_for(row).is_none() {
+            axum_messages_row(row, servers).await;
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_web_flash_messages_cookie_store_clears_its_cookie_on_every_response() {
-    for (pair, plain) in both(Row::AwfmCookie, None).await {
+    for (pair, plain) in both(Row::AwfmCookie, Servers::default()).await {
         assert_eq!(pair.store_calls, None);
         assert!(pair.set_cookie_bytes > 0);
         // The pair's GET removed the flash cookie: the browser holds none, yet every page
@@ -131,7 +201,7 @@ async fn actix_web_flash_messages_cookie_store_clears_its_cookie_on_every_respon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_web_flash_messages_session_store_calls_are_counted() {
-    for (pair, plain) in both(Row::AwfmSession, None).await {
+    for (pair, plain) in both(Row::AwfmSession, Servers::default()).await {
         // Load and update on every request of a session: the flash store removes its key
         // on every response, which marks the session changed.
         assert_eq!(pair.store_calls, Some(2 * pair.requests));
@@ -147,7 +217,9 @@ async fn actix_web_flash_messages_session_store_calls_are_counted() {
 /// An actix row's server stops with its `App`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_rows_stop_when_dropped() {
-    let app = App::start(Row::ActixMemory, None).await.unwrap();
+    let app = App::start(Row::ActixMemory, Servers::default())
+        .await
+        .unwrap();
     let addr = app.addr;
     drop(app);
     for _ in 0..100 {

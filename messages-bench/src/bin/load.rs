@@ -4,16 +4,24 @@
 //! `target/messages-bench/load.json`.
 //!
 //! `BENCH_SCALE=0.1` (say) scales the request counts down for a quick look.
+//! `-- --rows postgres,sqlite` runs only the rows whose label holds one of the words (any
+//! case), with the bare rows of their frameworks and their axum-messages peers on the same
+//! store, so that their ratios are filled in.
+//!
+//! Warnings and errors of the libraries (a store call that failed, say) go to stderr;
+//! `RUST_LOG` chooses others.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use messages_bench::BenchError;
-use messages_bench::apps::{App, Row};
+use messages_bench::apps::{App, Backend, Row, Servers};
 use messages_bench::client::{self, Cell, Sample, Workload};
 use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_bench::report::{Line, Machine, Report, add_ratios, load_average};
+use messages_tests::postgres_server::PostgresServer;
 use messages_tests::redis_server::RedisServer;
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -24,8 +32,24 @@ const ITERATIONS: [(Workload, usize); 2] =
 /// Iterations of warm-up per cell.
 const WARMUP: usize = 1_000;
 
+const USAGE: &str = "usage: load [--rows WORD,WORD,...]";
+
 fn main() -> ExitCode {
-    match run() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rows = match rows(std::env::args().skip(1)) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("load: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&rows) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -68,8 +92,45 @@ fn json_path() -> PathBuf {
         .join("messages-bench/load.json")
 }
 
-/// Runs everything; `Ok(false)` if some response broke the contract.
-fn run() -> Result<bool, BenchError> {
+/// The rows the arguments ask for: every row without `--rows`; with it, the rows whose
+/// label holds one of its comma-separated words, the bare rows of their frameworks, and
+/// their store peers ([`Row::store_peer`]), in table order.
+fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
+    let mut words: Option<Vec<String>> = None;
+    while let Some(arg) = args.next() {
+        let list = match arg.strip_prefix("--rows") {
+            Some("") => args.next().ok_or("--rows needs a list")?,
+            Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
+            _ => return Err(format!("unknown argument {arg:?}")),
+        };
+        let list = list.split(',').map(|w| w.trim().to_lowercase());
+        words
+            .get_or_insert_with(Vec::new)
+            .extend(list.filter(|w| !w.is_empty()));
+    }
+    let Some(words) = words else {
+        return Ok(Row::ALL.to_vec());
+    };
+    let chosen: Vec<Row> = Row::ALL
+        .into_iter()
+        .filter(|row| words.iter().any(|w| row.label().contains(w.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!("no row's label holds any of {words:?}"));
+    }
+    Ok(Row::ALL
+        .into_iter()
+        .filter(|row| {
+            chosen.contains(row)
+                || chosen
+                    .iter()
+                    .any(|c| c.framework().bare() == *row || c.store_peer() == Some(*row))
+        })
+        .collect())
+}
+
+/// Runs `rows`; `Ok(false)` if some response broke the contract.
+fn run(rows: &[Row]) -> Result<bool, BenchError> {
     let started = Instant::now();
     let machine = Machine::now();
     let scale = scale();
@@ -79,17 +140,27 @@ fn run() -> Result<bool, BenchError> {
     let mut notes = vec![
         "axum-flash 0.8.0 is left out: it is built on axum-core 0.4 (axum 0.7), and its extractors are not axum 0.8 handlers' (see BENCHMARKS.md).".to_owned(),
     ];
-    let redis = RedisServer::start();
+    // One server of each kind for the run, started if a row needs it; each PostgreSQL
+    // row gets a database of its own there.
+    let needs = |backend| rows.iter().any(|r| r.backend() == backend);
+    let redis = needs(Backend::Redis).then(RedisServer::start).flatten();
+    let postgres = needs(Backend::Postgres)
+        .then(PostgresServer::start)
+        .flatten();
+    let servers = Servers {
+        redis: redis.as_ref(),
+        postgres: postgres.as_ref(),
+    };
     let mut apps = Vec::new();
-    for row in Row::ALL {
-        if row.needs_redis() && redis.is_none() {
+    for &row in rows {
+        if let Some(server) = servers.missing_for(row) {
             notes.push(format!(
-                "{} left out: redis-server is not installed.",
+                "{} left out: {server} is not installed.",
                 row.label()
             ));
             continue;
         }
-        apps.push(server_rt.block_on(App::start(row, redis.as_ref()))?);
+        apps.push(server_rt.block_on(App::start(row, servers))?);
     }
 
     // Rounds outermost, and the rows of one cell back to back: a burst of load from
@@ -170,4 +241,41 @@ fn run() -> Result<bool, BenchError> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {}", path.display());
     Ok(failures == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Vec<Row>, String> {
+        rows(list.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn rows_are_chosen_by_label_with_their_bases() {
+        assert_eq!(args(&[]).unwrap(), Row::ALL.to_vec());
+        assert_eq!(
+            args(&["--rows", "Postgres,sqlite"]).unwrap(),
+            [
+                Row::Bare,
+                Row::Postgres,
+                Row::Sqlite,
+                Row::AxumMessagesPostgres,
+                Row::AxumMessagesSqlite
+            ]
+        );
+        assert_eq!(
+            args(&["--rows=ours: memory"]).unwrap(),
+            [Row::Bare, Row::Memory, Row::AxumMessages]
+        );
+        assert_eq!(
+            args(&["--rows", "on actix: redis"]).unwrap(),
+            [Row::ActixBare, Row::ActixRedis]
+        );
+        assert!(args(&["--rows", "nothing"]).is_err());
+        assert!(args(&["--rows"]).is_err());
+        assert!(args(&["--fast"]).is_err());
+    }
 }
