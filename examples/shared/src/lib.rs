@@ -166,6 +166,8 @@ mod forms;
 mod job;
 mod render;
 mod startup;
+#[doc(hidden)]
+pub mod testing;
 
 pub use config::{
     ConfigError, DEFAULT_PORT, DEFAULT_SQLITE_FILE, config_from, config_from_env,
