@@ -194,6 +194,7 @@ impl LiveRefused {
 
     /// For the adapters: logs a refusal that is the server's fault, and gives
     /// [`status`](LiveRefused::status).
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn logged_status(&self) -> u16 {
         if let LiveRefused::Session(e) = self {
             crate::request::log_store_error("live session", e);
