@@ -451,11 +451,20 @@ mod live {
         stream
     }
 
-    /// The next message of the stream, which must come before [`DEADLINE`].
+    /// The next message of the stream, which must come before [`DEADLINE`] (keep-alives
+    /// skipped: a woken stream writes one before it takes).
     async fn next_message(stream: &mut LiveStream) -> Message {
-        match tokio::time::timeout(DEADLINE, stream.next()).await {
-            Ok(Some(LiveEvent::Message(m))) => m,
-            Ok(other) => panic!("expected a message, got {other:?}"),
+        let next = async {
+            loop {
+                match stream.next().await {
+                    Some(LiveEvent::Message(m)) => return m,
+                    Some(_) => {}
+                    None => panic!("the stream ended"),
+                }
+            }
+        };
+        match tokio::time::timeout(DEADLINE, next).await {
+            Ok(m) => m,
             Err(elapsed) => panic!("no message within {DEADLINE:?}: {elapsed}"),
         }
     }
