@@ -73,7 +73,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 
-use crate::live::{LiveRefused, LiveStream, SSE_CONTENT_TYPE};
+use crate::live::{LAST_EVENT_ID, LiveRefused, LiveStream, SSE_HEADERS};
 use crate::present::{HX_TRIGGER, Htmx};
 use crate::request::ResponseHeaders;
 use crate::{Messages, MessagesConfig, ViewId};
@@ -289,7 +289,7 @@ pub fn live_response(
 ) -> HttpResponse {
     let last_event_id = request
         .headers()
-        .get("last-event-id")
+        .get(LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok());
     match messages.live(view, last_event_id) {
         Ok(stream) => sse(stream),
@@ -302,11 +302,11 @@ fn sse(stream: LiveStream) -> HttpResponse {
     let body = stream
         .into_sse()
         .map(|chunk| chunk.map(actix_web::web::Bytes::from));
-    HttpResponse::Ok()
-        .content_type(SSE_CONTENT_TYPE)
-        .insert_header(("cache-control", "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body)
+    let mut response = HttpResponse::Ok();
+    for header in SSE_HEADERS {
+        response.insert_header(header);
+    }
+    response.streaming(body)
 }
 
 fn refusal(refused: &LiveRefused) -> HttpResponse {

@@ -75,7 +75,7 @@ use http::request::Parts;
 use http::{Request, StatusCode};
 use tower::{Layer, Service};
 
-use crate::live::{LiveRefused, LiveStream, SSE_CONTENT_TYPE};
+use crate::live::{LAST_EVENT_ID, LiveRefused, LiveStream, SSE_HEADERS};
 use crate::present::{HX_TRIGGER, Htmx};
 use crate::request::ResponseHeaders as _;
 use crate::{Messages, MessagesConfig, ViewId};
@@ -287,7 +287,7 @@ pub fn live_response(
     request_headers: &http::HeaderMap,
 ) -> Response {
     let last_event_id = request_headers
-        .get("last-event-id")
+        .get(LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok());
     match messages.live(view, last_event_id) {
         Ok(stream) => sse(stream),
@@ -296,15 +296,14 @@ pub fn live_response(
 }
 
 fn sse(stream: LiveStream) -> Response {
-    (
-        [
-            (http::header::CONTENT_TYPE, SSE_CONTENT_TYPE),
-            (http::header::CACHE_CONTROL, "no-cache"),
-            (http::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        ::axum::body::Body::from_stream(stream.into_sse()),
-    )
-        .into_response()
+    let mut response = ::axum::body::Body::from_stream(stream.into_sse()).into_response();
+    for (name, value) in SSE_HEADERS {
+        response.headers_mut().insert(
+            http::HeaderName::from_static(name),
+            http::HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 fn refusal(refused: &LiveRefused) -> Response {

@@ -19,12 +19,13 @@ pub enum Interest {
     Unwatched(SessionKey),
 }
 
+/// The watched contexts of one session: one sender per view, whose receivers are the
+/// [`Watch`]es; the session has watches as long as it has a sender.
+type Views = HashMap<ViewId, watch::Sender<()>>;
+
 #[derive(Debug, Default)]
 struct Contexts {
-    /// One sender per watched context; the receivers are the [`Watch`]es.
-    senders: HashMap<(SessionKey, ViewId), watch::Sender<()>>,
-    /// Watches per session, for [`Interest`].
-    per_session: HashMap<SessionKey, usize>,
+    sessions: HashMap<SessionKey, Views>,
 }
 
 #[derive(Debug)]
@@ -107,33 +108,35 @@ impl LiveHub {
     /// context (wakes that come while nobody waits are kept as one).
     pub fn watch(&self, session: &SessionKey, view: &ViewId) -> Watch {
         let mut contexts = self.inner.lock();
-        let key = (session.clone(), view.clone());
-        let rx = if let Some(tx) = contexts.senders.get(&key) {
+        let first = !contexts.sessions.contains_key(session);
+        let views = contexts.sessions.entry(session.clone()).or_default();
+        let rx = if let Some(tx) = views.get(view) {
             tx.subscribe()
         } else {
             let (tx, rx) = watch::channel(());
-            contexts.senders.insert(key.clone(), tx);
+            views.insert(view.clone(), tx);
             rx
         };
-        let count = contexts.per_session.entry(session.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1
-            && let Some(interest) = &self.inner.interest
-        {
+        if first && let Some(interest) = &self.inner.interest {
             // The receiver lives as long as the store; if it is gone nobody cares.
             let _ = interest.send(Interest::Watched(session.clone()));
         }
         Watch {
             rx,
             hub: Arc::downgrade(&self.inner),
-            key,
+            session: session.clone(),
+            view: view.clone(),
         }
     }
 
     /// Wakes every watch of a context.
     pub fn wake(&self, session: &SessionKey, view: &ViewId) {
         let contexts = self.inner.lock();
-        if let Some(tx) = contexts.senders.get(&(session.clone(), view.clone())) {
+        if let Some(tx) = contexts
+            .sessions
+            .get(session)
+            .and_then(|views| views.get(view))
+        {
             tx.send_replace(());
         }
     }
@@ -141,32 +144,40 @@ impl LiveHub {
     /// Wakes every watch of a session (after a rotation moved messages to it, say).
     pub fn wake_session(&self, session: &SessionKey) {
         let contexts = self.inner.lock();
-        if !contexts.per_session.contains_key(session) {
-            return;
-        }
-        for ((s, _), tx) in &contexts.senders {
-            if s == session {
-                tx.send_replace(());
-            }
+        for tx in contexts
+            .sessions
+            .get(session)
+            .into_iter()
+            .flat_map(HashMap::values)
+        {
+            tx.send_replace(());
         }
     }
 
     /// Wakes every watch: after the store's notification channel was down and may have
     /// missed adds.
     pub fn wake_all(&self) {
-        for tx in self.inner.lock().senders.values() {
+        for tx in self
+            .inner
+            .lock()
+            .sessions
+            .values()
+            .flat_map(HashMap::values)
+        {
             tx.send_replace(());
         }
     }
 
     /// How many watches are open.
     pub fn watched(&self) -> usize {
-        self.inner.lock().per_session.values().sum()
+        let contexts = self.inner.lock();
+        let views = contexts.sessions.values().flat_map(HashMap::values);
+        views.map(watch::Sender::receiver_count).sum()
     }
 
     /// The sessions with at least one open watch (to subscribe again after a reconnect).
     pub fn sessions(&self) -> Vec<SessionKey> {
-        self.inner.lock().per_session.keys().cloned().collect()
+        self.inner.lock().sessions.keys().cloned().collect()
     }
 }
 
@@ -176,7 +187,8 @@ impl LiveHub {
 pub struct Watch {
     rx: watch::Receiver<()>,
     hub: Weak<HubInner>,
-    key: (SessionKey, ViewId),
+    session: SessionKey,
+    view: ViewId,
 }
 
 impl Watch {
@@ -195,28 +207,21 @@ impl Drop for Watch {
             return;
         };
         let mut contexts = hub.lock();
+        let Some(views) = contexts.sessions.get_mut(&self.session) else {
+            return;
+        };
         // This watch's receiver is still alive here: it is the last one at a count of 1.
-        if contexts
-            .senders
-            .get(&self.key)
+        if views
+            .get(&self.view)
             .is_some_and(|tx| tx.receiver_count() <= 1)
         {
-            contexts.senders.remove(&self.key);
+            views.remove(&self.view);
         }
-        let session = &self.key.0;
-        let last = match contexts.per_session.get_mut(session) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
+        if views.is_empty() {
+            contexts.sessions.remove(&self.session);
+            if let Some(interest) = &hub.interest {
+                let _ = interest.send(Interest::Unwatched(self.session.clone()));
             }
-            Some(_) => {
-                contexts.per_session.remove(session);
-                true
-            }
-            None => false,
-        };
-        if last && let Some(interest) = &hub.interest {
-            let _ = interest.send(Interest::Unwatched(session.clone()));
         }
     }
 }
@@ -250,7 +255,10 @@ mod tests {
         drop(w3);
         assert_eq!(rx.recv().await, Some(Interest::Unwatched(b)));
         assert_eq!(hub.watched(), 0);
-        assert!(hub.inner.lock().senders.is_empty(), "no sender left behind");
+        assert!(
+            hub.inner.lock().sessions.is_empty(),
+            "no sender left behind"
+        );
     }
 
     #[tokio::test]

@@ -103,6 +103,17 @@ pub const SSE_OPEN: &str = "retry: 3000\n\n";
 /// The `content-type` of a live stream.
 pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
 
+/// The headers of a live stream's `200`, for every adapter: the content type, no caching,
+/// and no buffering by a proxy (nginx's `X-Accel-Buffering`).
+pub const SSE_HEADERS: [(&str, &str); 3] = [
+    ("content-type", SSE_CONTENT_TYPE),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
+
+/// The request header a reconnecting `EventSource` names its last event with.
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
 /// Bounds and timings of live streams; set with
 /// [`MessagesConfig::live_options`](crate::MessagesConfig::live_options).
 ///
@@ -189,7 +200,11 @@ impl LiveRefused {
     /// assert_eq!(LiveRefused::NoServerStore.status(), 501);
     /// ```
     pub fn status(&self) -> u16 {
-        self.status_of()
+        match self {
+            LiveRefused::NoServerStore => 501,
+            LiveRefused::TooManyStreams | LiveRefused::ShuttingDown => 503,
+            LiveRefused::Session(_) => 500,
+        }
     }
 
     /// For the adapters: logs a refusal that is the server's fault, and gives
@@ -199,15 +214,7 @@ impl LiveRefused {
         if let LiveRefused::Session(e) = self {
             crate::request::log_store_error("live session", e);
         }
-        self.status_of()
-    }
-
-    fn status_of(&self) -> u16 {
-        match self {
-            LiveRefused::NoServerStore => 501,
-            LiveRefused::TooManyStreams | LiveRefused::ShuttingDown => 503,
-            LiveRefused::Session(_) => 500,
-        }
+        self.status()
     }
 }
 
@@ -362,6 +369,9 @@ impl Drop for Slot {
 enum Step {
     /// Nothing to take: wait.
     Wait,
+    /// The last take failed: wait for a wake or [`poll_interval`](LiveOptions::poll_interval),
+    /// whichever comes first, then take again.
+    Retry,
     /// Woken after waiting: write a keep-alive, then take.
     Probe,
     /// Take the context's messages (after [`PROBE_GRACE`] when a keep-alive was just
@@ -494,7 +504,7 @@ impl LiveStream {
                 self.settle().await;
             }
             match self.step {
-                Step::Wait => {}
+                Step::Wait | Step::Retry => {}
                 Step::Probe => {
                     // Idle until now: a closed peer is only seen by a failing write, so
                     // write one and give its reset time to arrive before taking.
@@ -522,17 +532,7 @@ impl LiveStream {
                         }
                         Err(e) => {
                             crate::request::log_store_error("live take", &e);
-                            let end = Arc::clone(&self.slot.end);
-                            let mut closing = self.slot.closing.clone();
-                            tokio::select! {
-                                biased;
-                                () = end.notified() => self.ended = true,
-                                _ = closing.wait_for(|closing| *closing) => self.ended = true,
-                                () = tokio::time::sleep(self.options.poll_interval) => {
-                                        self.step = Step::Take { grace: false };
-                                    }
-                            }
-                            continue;
+                            self.step = Step::Retry;
                         }
                     }
                 }
@@ -541,9 +541,16 @@ impl LiveStream {
             let end = Arc::clone(&self.slot.end);
             let mut closing = self.slot.closing.clone();
             let keep_alive_at = self.next_keep_alive;
+            let retry = matches!(self.step, Step::Retry);
             let watch = &mut self.watch;
+            // A store without a change feed is polled; after a failed take, so is one
+            // with a feed (a wake may come first).
             let woken = async {
                 match watch {
+                    Some(watch) if retry => tokio::select! {
+                        () = watch.changed() => {}
+                        () = tokio::time::sleep(poll) => {}
+                    },
                     Some(watch) => watch.changed().await,
                     None => tokio::time::sleep(poll).await,
                 }

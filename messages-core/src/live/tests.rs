@@ -240,35 +240,53 @@ async fn cookie_only_storage_is_refused() {
     assert_eq!(refused.status(), 501);
 }
 
-/// A store without a change feed (it forwards everything but `watch`).
+/// A memory store, with its change feed or without (`feed`), whose first `failures`
+/// takes fail.
 #[derive(Debug)]
-struct NoFeed(MemoryStore);
+struct TestStore {
+    inner: MemoryStore,
+    feed: bool,
+    failures: std::sync::atomic::AtomicUsize,
+}
 
 #[async_trait::async_trait]
-impl MessageStore for NoFeed {
+impl MessageStore for TestStore {
     async fn add_all(&self, s: &SessionKey, v: &ViewId, m: Vec<Message>) -> Result<()> {
-        self.0.add_all(s, v, m).await
+        self.inner.add_all(s, v, m).await
     }
     async fn take(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
-        self.0.take(s, v).await
+        let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.failures
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(Error::Config("flaky".into()));
+        }
+        self.inner.take(s, v).await
     }
     async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
-        self.0.peek(s, v).await
+        self.inner.peek(s, v).await
     }
     async fn discard(&self, s: &SessionKey, v: &ViewId) -> Result<()> {
-        self.0.discard(s, v).await
+        self.inner.discard(s, v).await
     }
     async fn clear_session(&self, s: &SessionKey) -> Result<()> {
-        self.0.clear_session(s).await
+        self.inner.clear_session(s).await
     }
     async fn pending_views(&self, s: &SessionKey) -> Result<Vec<ViewId>> {
-        self.0.pending_views(s).await
+        self.inner.pending_views(s).await
+    }
+    fn watch(&self, s: &SessionKey, v: &ViewId) -> Option<Watch> {
+        self.inner.watch(s, v).filter(|_| self.feed)
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_store_without_a_change_feed_is_polled() {
-    let store = Arc::new(NoFeed(MemoryStore::new()));
+    let store = Arc::new(TestStore {
+        inner: MemoryStore::new(),
+        feed: false,
+        failures: std::sync::atomic::AtomicUsize::new(0),
+    });
     let config = MessagesConfig::new(Arc::clone(&store))
         .live_options(LiveOptions {
             poll_interval: Duration::from_millis(500),
@@ -321,4 +339,36 @@ fn options_are_checked() {
         assert!(options.validate().is_err(), "{options:?}");
     }
     assert!(LiveOptions::default().validate().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_take_is_retried_after_the_poll_interval_not_the_keep_alive() {
+    let store = Arc::new(TestStore {
+        inner: MemoryStore::new(),
+        feed: true,
+        failures: std::sync::atomic::AtomicUsize::new(2),
+    });
+    let config = MessagesConfig::new(Arc::clone(&store))
+        .live_options(LiveOptions::default())
+        .unwrap();
+    let request = config.begin([]);
+    let session = request.ensure_session().unwrap();
+    store
+        .add(&session, &VIEW, Message::info("late"))
+        .await
+        .unwrap();
+    let mut stream = request.live(VIEW, None).unwrap();
+    assert!(stream.is_notified());
+    let started = Instant::now();
+    let m = next_message(&mut stream, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(m.text(), "late");
+    // Two failed takes, each retried a poll interval (1 s) later, plus the probes' grace:
+    // well before the 15 s keep-alive.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
