@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::Duration;
 
 use messages_tests::http::{EventStream, HttpClient, SseEvent};
@@ -284,17 +283,15 @@ live_suite!(actix, Actix;
 
 const INBOX: messages_core::ViewId = messages_core::ViewId::from_static("live_test::inbox");
 
-/// Reads (renders) the inbox, then answers `how`: `303`, `hx-redirect` (a `200` with
-/// `HX-Redirect`) or `page` (a `200`).
-fn rendered_texts(messages: &messages_core::Messages) -> impl Future<Output = String> + use<> {
-    let ctx = messages.context(INBOX);
-    async move {
-        let list = ctx.messages().await;
-        list.iter()
-            .map(|m| m.text().to_owned())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
+/// The inbox's texts, comma-separated, rendered (so consumed if the response shows them).
+/// The apps' `/read/{how}` renders them, then answers `how`: `303`, `hx-redirect` (a
+/// `200` with `HX-Redirect`) or `page` (a `200`).
+async fn rendered_texts(messages: &messages_core::Messages) -> String {
+    let list = messages.context(INBOX).messages().await;
+    list.iter()
+        .map(|m| m.text().to_owned())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn axum_app() -> messages_tests::http::TestServer {
