@@ -482,8 +482,9 @@ impl LiveStream {
 
     /// The next event: a message as soon as one is in the store for this context, or a
     /// keep-alive when nothing came for [`keep_alive`](LiveOptions::keep_alive); `None`
-    /// once the stream is closed. Store errors are logged and retried after
-    /// [`poll_interval`](LiveOptions::poll_interval); they never end the stream.
+    /// once the stream is closed. Store errors are logged and the take is retried on the
+    /// next wake or after [`poll_interval`](LiveOptions::poll_interval), whichever comes
+    /// first; they never end the stream.
     ///
     /// Cancel-safe between calls' awaits: a dropped call loses no message (a take in
     /// flight is finished or, for a store with read leases, comes back with the lease).
