@@ -29,12 +29,15 @@ const STORE: &str = "postgres";
 const NOW: &str = "(extract(epoch FROM now()) * 1000)::bigint";
 
 /// How many of the schema's relations exist (`$1`: their names), in the current schema.
-/// `migrate` runs [`SCHEMA`] only when one is missing: `CREATE INDEX IF NOT EXISTS`
-/// takes a share lock on its table even when the index exists, which would make the
-/// writes of running processes queue behind a start-up.
+/// `migrate` creates only what is missing: `CREATE INDEX IF NOT EXISTS` takes a share
+/// lock on its table even when the index exists, which would make the writes of running
+/// processes queue behind a start-up.
 const SCHEMA_PRESENT: &str = r"SELECT count(*) FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relname = ANY($1)";
+
+/// The lock `migrate` takes before each step: processes starting together take turns.
+const SCHEMA_LOCK: &str = r"SELECT pg_advisory_xact_lock(hashtext('messages-core schema {m}'))";
 
 /// Expired sessions a write removes at most, besides its own work.
 const SWEEP_SESSIONS: i64 = 8;
@@ -42,13 +45,18 @@ const SWEEP_SESSIONS: i64 = 8;
 /// How long `migrate` may take: creating tables may wait for locks.
 const MIGRATE_BOUND: Duration = Duration::from_secs(60);
 
-/// The schema, created by [`PostgresStore::migrate`]: idempotent, and serialized by an
-/// advisory lock so that processes starting together do not race on it. Run as one
-/// simple-protocol query, so in one transaction.
-const SCHEMA: &str = r"
-SET LOCAL statement_timeout = '60s';
-SELECT pg_advisory_xact_lock(hashtext('messages-core schema {m}'));
-CREATE TABLE IF NOT EXISTS {m} (
+/// The schema, created by [`PostgresStore::migrate`]: each relation's name (`{m}`,
+/// `{s}` replaced) and the statement creating it.
+///
+/// `migrate` runs each step in its own transaction, after taking [`SCHEMA_LOCK`] and
+/// only if its relation is still missing. One step locks at most one table in use (an
+/// index's), so it cannot deadlock with running writes, which lock both tables: a single
+/// transaction creating indexes on both did (`postgres_migrate_beside_running_writes_
+/// never_deadlocks`).
+const SCHEMA: [(&str, &str); 5] = [
+    (
+        "{m}",
+        r"CREATE TABLE IF NOT EXISTS {m} (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     namespace   text   NOT NULL,
     session_key text   NOT NULL,
@@ -58,18 +66,31 @@ CREATE TABLE IF NOT EXISTS {m} (
     body        text   NOT NULL,
     lease       text,
     lease_until bigint
-);
-CREATE INDEX IF NOT EXISTS {m}_context ON {m} (namespace, session_key, view_id);
-CREATE INDEX IF NOT EXISTS {m}_lease ON {m} (lease) WHERE lease IS NOT NULL;
-CREATE TABLE IF NOT EXISTS {s} (
+)",
+    ),
+    (
+        "{m}_context",
+        "CREATE INDEX IF NOT EXISTS {m}_context ON {m} (namespace, session_key, view_id)",
+    ),
+    (
+        "{m}_lease",
+        "CREATE INDEX IF NOT EXISTS {m}_lease ON {m} (lease) WHERE lease IS NOT NULL",
+    ),
+    (
+        "{s}",
+        r"CREATE TABLE IF NOT EXISTS {s} (
     namespace     text   NOT NULL,
     session_key   text   NOT NULL,
     expires_at    bigint NOT NULL,
     retired_until bigint,
     PRIMARY KEY (namespace, session_key)
-);
-CREATE INDEX IF NOT EXISTS {s}_expiry ON {s} (expires_at);
-";
+)",
+    ),
+    (
+        "{s}_expiry",
+        "CREATE INDEX IF NOT EXISTS {s}_expiry ON {s} (expires_at)",
+    ),
+];
 
 /// Whether the session of `$1`, `$2` is live: written within the idle TTL, not retired.
 macro_rules! live_session {
@@ -357,8 +378,10 @@ SELECT (SELECT count(*) FROM dead_to) AS dead_to,
 /// Every statement, formatted once for the store's tables.
 #[derive(Debug)]
 struct Statements {
-    schema: sql::Sql,
+    /// Each relation of [`SCHEMA`]: its name and the statement creating it.
+    schema: Vec<(String, sql::Sql)>,
     schema_present: sql::Sql,
+    schema_lock: sql::Sql,
     write: sql::Sql,
     take: sql::Sql,
     take_leased: sql::Sql,
@@ -376,8 +399,12 @@ impl Statements {
     fn new(settings: &Settings) -> Statements {
         let f = |template: &str| sql::sql(template, settings, NOW);
         Statements {
-            schema: f(SCHEMA),
+            schema: SCHEMA
+                .iter()
+                .map(|(name, ddl)| (f(name).to_string(), f(ddl)))
+                .collect(),
             schema_present: f(SCHEMA_PRESENT),
+            schema_lock: f(SCHEMA_LOCK),
             write: f(WRITE),
             take: f(TAKE),
             take_leased: f(TAKE_LEASED),
@@ -584,24 +611,30 @@ impl PostgresStore {
     /// [`Error::Unavailable`] if the server cannot be reached or refuses (no right to
     /// create tables, say).
     pub async fn migrate(&self) -> Result<()> {
-        let (m, s) = (&self.settings.table, &self.settings.sessions);
-        let names = vec![
-            m.clone(),
-            format!("{m}_context"),
-            format!("{m}_lease"),
-            s.clone(),
-            format!("{s}_expiry"),
-        ];
-        let wanted = i64::try_from(names.len()).unwrap_or(i64::MAX);
-        let schema = AssertSqlSafe(Arc::clone(&self.statements.schema));
+        let statements = &self.statements;
+        let present = |names: Vec<String>| {
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(Arc::clone(&statements.schema_present)))
+                .bind(names)
+        };
         let migrate = async {
-            let present: i64 =
-                sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.statements.schema_present)))
-                    .bind(names)
-                    .fetch_one(&self.pool)
+            let names: Vec<String> = statements.schema.iter().map(|(n, _)| n.clone()).collect();
+            let wanted = i64::try_from(names.len()).unwrap_or(i64::MAX);
+            if present(names).fetch_one(&self.pool).await? == wanted {
+                return Ok(());
+            }
+            for (name, ddl) in &statements.schema {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SET LOCAL statement_timeout = '60s'")
+                    .execute(&mut *tx)
                     .await?;
-            if present < wanted {
-                sqlx::raw_sql(schema).execute(&self.pool).await?;
+                q(&statements.schema_lock).execute(&mut *tx).await?;
+                // Another process may have made it while this one waited for the lock.
+                if present(vec![name.clone()]).fetch_one(&mut *tx).await? == 0 {
+                    sqlx::raw_sql(AssertSqlSafe(Arc::clone(ddl)))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
             }
             Ok(())
         };
