@@ -132,6 +132,9 @@ impl MessageStore for Sql {
     async fn settle(&self, s: &SessionKey, v: &ViewId, lease: Lease) -> Result<()> {
         forward!(self, x => x.settle(s, v, lease))
     }
+    async fn flush(&self) -> Result<()> {
+        forward!(self, x => x.flush())
+    }
     async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
         forward!(self, x => x.peek(s, v))
     }

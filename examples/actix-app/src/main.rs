@@ -26,11 +26,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Graceful on Ctrl-C, like the axum app: stop accepting, finish what is in flight.
     // Live streams never end by themselves: close them first.
     let handle = server.handle();
+    let stopping = live.clone();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
-        live.close_live_streams();
+        stopping.close_live_streams();
         handle.stop(true).await;
     });
     server.await?;
+    // Served: send what the store deferred (settles of read leases).
+    live.flush().await?;
     Ok(())
 }

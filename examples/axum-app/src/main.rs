@@ -38,10 +38,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Live streams never end by themselves: close them when the shutdown starts, or the
     // graceful shutdown would wait for every open dashboard.
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            live.close_live_streams();
+        .with_graceful_shutdown({
+            let live = live.clone();
+            async move {
+                shutdown_signal().await;
+                live.close_live_streams();
+            }
         })
         .await?;
+    // Served: send what the store deferred (settles of read leases).
+    live.flush().await?;
     Ok(())
 }

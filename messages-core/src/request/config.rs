@@ -144,6 +144,32 @@ impl MessagesConfig {
         self.inner.live.close_all();
     }
 
+    /// Sends what the server store has deferred ([`MessageStore::flush`]): call it at
+    /// shutdown, once the server has stopped serving requests, so that no settle of a
+    /// read lease is left behind (its messages would be shown again once the lease is
+    /// up). Does nothing without a server store.
+    ///
+    /// ```
+    /// # async fn run() -> messages_core::Result<()> {
+    /// use messages_core::{MemoryStore, MessagesConfig};
+    ///
+    /// let config = MessagesConfig::new(MemoryStore::new());
+    /// // ... serve until a shutdown signal, then:
+    /// config.close_live_streams();
+    /// config.flush().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The store's error if it cannot be reached.
+    pub async fn flush(&self) -> Result<()> {
+        match self.inner.storage.server() {
+            Some(store) => store.flush().await,
+            None => Ok(()),
+        }
+    }
+
     /// How many live streams are open.
     pub fn live_streams(&self) -> usize {
         self.inner.live.open_streams()

@@ -202,6 +202,21 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Sends what the store has deferred — a store may hold back the
+    /// [`settle`](MessageStore::settle)s of read leases to send them with its next
+    /// command — and returns once it is written. Call it at shutdown, after the server
+    /// has stopped serving requests ([`MessagesConfig::flush`](crate::MessagesConfig::flush)
+    /// does): a settle still held when the process exits is lost, and its messages are
+    /// shown again once their lease is up. The default has nothing to send. A store that
+    /// wraps another should forward it.
+    ///
+    /// # Errors
+    /// The store's error if it cannot be reached; what it held is then left to the
+    /// leases.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Returns a context's messages without removing them.
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>>;
 
@@ -292,6 +307,9 @@ macro_rules! forward_store {
             }
             async fn settle(&self, s: &SessionKey, v: &ViewId, lease: Lease) -> Result<()> {
                 (**self).settle(s, v, lease).await
+            }
+            async fn flush(&self) -> Result<()> {
+                (**self).flush().await
             }
             async fn peek(&self, s: &SessionKey, v: &ViewId) -> Result<Vec<Message>> {
                 (**self).peek(s, v).await
