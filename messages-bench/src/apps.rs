@@ -42,6 +42,7 @@ use tower_sessions::{SessionManagerLayer, cookie::SameSite};
 use tower_sessions_redis_store::fred::prelude::{Builder, ClientLike as _, Config};
 
 use crate::BenchError;
+use crate::client::Workload;
 use crate::cpu::Database;
 use crate::sqlx_sessions::{PgSessions, SqliteSessions};
 
@@ -415,6 +416,36 @@ impl Row {
             Row::Postgres | Row::AxumMessagesPostgres => Some(Row::AxumMessagesPostgres),
             Row::Sqlite | Row::AxumMessagesSqlite => Some(Row::AxumMessagesSqlite),
             _ => None,
+        }
+    }
+
+    /// The store calls the row is expected to make per iteration of `workload` (a flash
+    /// pair, or one plain GET), as counted by [`App::store_calls`]; `None` for a row with
+    /// no server store to count. `load --quick` and `tests/rows.rs` fail on more: the
+    /// regression guard of the counts the tables report.
+    ///
+    /// - ours on a server store: the POST's add and the GET's take, and the settle of the
+    ///   read lease on a store that leases reads (Redis, PostgreSQL, SQLite); nothing for
+    ///   a page that does not ask for messages;
+    /// - ours with the fallback: nothing while the message fits the cookie;
+    /// - axum-messages: a load and a save of the session per request of a pair, a load
+    ///   per plain GET;
+    /// - actix-web-flash-messages on actix-session: a load per request, and a save per
+    ///   response (AWFM's `session.remove` marks every session changed).
+    pub fn expected_store_calls(self, workload: Workload) -> Option<usize> {
+        let pair = workload == Workload::FlashPair;
+        match self {
+            Row::Bare | Row::ActixBare | Row::Cookie | Row::ActixCookie | Row::AwfmCookie => None,
+            Row::Fallback | Row::ActixFallback => Some(0),
+            Row::Memory | Row::ActixMemory => Some(if pair { 2 } else { 0 }),
+            Row::Redis | Row::ActixRedis | Row::Postgres | Row::Sqlite => {
+                Some(if pair { 3 } else { 0 })
+            }
+            Row::AxumMessages
+            | Row::AxumMessagesRedis
+            | Row::AxumMessagesPostgres
+            | Row::AxumMessagesSqlite => Some(if pair { 4 } else { 1 }),
+            Row::AwfmSession => Some(if pair { 4 } else { 2 }),
         }
     }
 

@@ -57,19 +57,35 @@ async fn bare_rows_have_no_cookies_and_no_store() {
     }
 }
 
-/// A server store: `per_pair` calls per pair (add, then take — and for Redis the settle of
-/// the read lease), none for a page that does not ask for messages, and the session
-/// cookie set once, during warm-up.
-async fn server_store_row(row: Row, servers: Servers<'_>, per_pair: usize) {
+/// The store calls of a row's samples are exactly its expected figure
+/// ([`Row::expected_store_calls`], the figure `load --quick` guards).
+fn assert_expected_calls(row: Row, pair: &Sample, plain: &Sample) {
+    let per = |w: Workload| row.expected_store_calls(w).unwrap();
+    assert_eq!(
+        pair.store_calls,
+        Some(pair.requests / 2 * per(Workload::FlashPair)),
+        "{row:?}"
+    );
+    assert_eq!(
+        plain.store_calls,
+        Some(plain.requests * per(Workload::PlainGet)),
+        "{row:?}"
+    );
+}
+
+/// A server store: its expected calls per pair (add, then take — and on a store that
+/// leases reads the settle of the read lease), none for a page that does not ask for
+/// messages, and the session cookie set once, during warm-up.
+async fn server_store_row(row: Row, servers: Servers<'_>) {
     for (pair, plain) in both(row, servers).await {
-        assert_eq!(
-            pair.store_calls,
-            Some(pair.requests / 2 * per_pair),
-            "{row:?}"
-        );
+        assert_expected_calls(row, &pair, &plain);
         assert_eq!(pair.set_cookie_bytes, 0, "{row:?}");
         assert!(pair.cookie_bytes > 0);
-        assert_eq!(plain.store_calls, Some(0), "{row:?}: lazy");
+        assert_eq!(
+            row.expected_store_calls(Workload::PlainGet),
+            Some(0),
+            "lazy"
+        );
         assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
         assert!(plain.cookie_bytes > 0, "the browser has a session");
     }
@@ -77,8 +93,8 @@ async fn server_store_row(row: Row, servers: Servers<'_>, per_pair: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_is_called_once_per_request_that_uses_it() {
-    server_store_row(Row::Memory, Servers::default(), 2).await;
-    server_store_row(Row::ActixMemory, Servers::default(), 2).await;
+    server_store_row(Row::Memory, Servers::default()).await;
+    server_store_row(Row::ActixMemory, Servers::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,13 +106,13 @@ async fn redis_store_is_called_once_per_request_that_uses_it_and_once_per_settle
         redis: Some(&redis),
         ..Servers::default()
     };
-    server_store_row(Row::Redis, servers, 3).await;
-    server_store_row(Row::ActixRedis, servers, 3).await;
+    server_store_row(Row::Redis, servers).await;
+    server_store_row(Row::ActixRedis, servers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_stores_are_called_once_per_request_that_uses_it_and_once_per_settle() {
-    server_store_row(Row::Sqlite, Servers::default(), 3).await;
+    server_store_row(Row::Sqlite, Servers::default()).await;
     let Some(postgres) = postgres_server::shared() else {
         return;
     };
@@ -104,7 +120,7 @@ async fn sql_stores_are_called_once_per_request_that_uses_it_and_once_per_settle
         postgres: Some(postgres),
         ..Servers::default()
     };
-    server_store_row(Row::Postgres, servers, 3).await;
+    server_store_row(Row::Postgres, servers).await;
 }
 
 /// Where the database rows' CPU time is counted.
@@ -148,9 +164,13 @@ async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store()
             assert!(pair.set_cookie_bytes > 0, "{row:?}");
             assert!(pair.cookie_bytes > plain.cookie_bytes, "{row:?}");
             assert_eq!(plain.set_cookie_bytes, 0, "{row:?}");
-            let expected = matches!(row, Row::Fallback | Row::ActixFallback).then_some(0);
-            assert_eq!(pair.store_calls, expected, "{row:?}: one message fits");
-            assert_eq!(plain.store_calls, expected, "{row:?}");
+            let expected = |w| row.expected_store_calls(w).map(|per| per * pair.requests);
+            assert_eq!(
+                pair.store_calls,
+                expected(Workload::FlashPair),
+                "{row:?}: one message fits"
+            );
+            assert_eq!(plain.store_calls, expected(Workload::PlainGet), "{row:?}");
         }
     }
 }
@@ -159,8 +179,7 @@ async fn cookie_rows_carry_the_message_and_fallback_stays_off_its_server_store()
 /// messages changes the session too) and loads it on every other page.
 async fn axum_messages_row(row: Row, servers: Servers<'_>) {
     for (pair, plain) in both(row, servers).await {
-        assert_eq!(pair.store_calls, Some(2 * pair.requests), "{row:?}");
-        assert_eq!(plain.store_calls, Some(plain.requests), "{row:?}");
+        assert_expected_calls(row, &pair, &plain);
         assert!(
             pair.set_cookie_bytes > 0,
             "{row:?}: the session cookie again"
@@ -204,8 +223,7 @@ async fn actix_web_flash_messages_session_store_calls_are_counted() {
     for (pair, plain) in both(Row::AwfmSession, Servers::default()).await {
         // Load and update on every request of a session: the flash store removes its key
         // on every response, which marks the session changed.
-        assert_eq!(pair.store_calls, Some(2 * pair.requests));
-        assert_eq!(plain.store_calls, Some(2 * plain.requests));
+        assert_expected_calls(Row::AwfmSession, &pair, &plain);
         assert!(plain.cookie_bytes > 0, "the browser has a session");
         assert!(
             plain.set_cookie_bytes > 0,

@@ -8,6 +8,13 @@
 //! case), with the bare rows of their frameworks and their axum-messages peers on the same
 //! store, so that their ratios are filled in.
 //!
+//! `-- --quick` is the regression guard CI runs (`scripts/test`): every row (or those of
+//! `--rows`), both workloads, 1 and 8 clients, a few dozen iterations, one round; it
+//! prints counts, never times, and exits non-zero if a response broke the contract or a
+//! row made more store calls than [`Row::expected_store_calls`]. A row whose server
+//! (redis-server, PostgreSQL) is missing is an error when `CI` is set, and is reported
+//! as SKIPPED otherwise.
+//!
 //! Warnings and errors of the libraries (a store call that failed, say) go to stderr;
 //! `RUST_LOG` chooses others.
 
@@ -32,7 +39,19 @@ const ITERATIONS: [(Workload, usize); 2] =
 /// Iterations of warm-up per cell.
 const WARMUP: usize = 1_000;
 
-const USAGE: &str = "usage: load [--rows WORD,WORD,...]";
+/// `--quick`: iterations per cell, its warm-up, and its concurrencies.
+const QUICK_ITERATIONS: usize = 48;
+const QUICK_WARMUP: usize = 8;
+const QUICK_CONCURRENCY: [usize; 2] = [1, 8];
+
+const USAGE: &str = "usage: load [--quick] [--rows WORD,WORD,...]";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Args {
+    rows: Vec<Row>,
+    quick: bool,
+}
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -42,14 +61,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let rows = match rows(std::env::args().skip(1)) {
-        Ok(rows) => rows,
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
         Err(e) => {
             eprintln!("load: {e}\n{USAGE}");
             return ExitCode::FAILURE;
         }
     };
-    match run(&rows) {
+    let outcome = if args.quick {
+        quick(&args.rows)
+    } else {
+        run(&args.rows)
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -92,12 +116,17 @@ fn json_path() -> PathBuf {
         .join("messages-bench/load.json")
 }
 
-/// The rows the arguments ask for: every row without `--rows`; with it, the rows whose
-/// label holds one of its comma-separated words, the bare rows of their frameworks, and
-/// their store peers ([`Row::store_peer`]), in table order.
-fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
+/// The arguments: `--quick`, and the rows — every row without `--rows`; with it, the
+/// rows whose label holds one of its comma-separated words, the bare rows of their
+/// frameworks, and their store peers ([`Row::store_peer`]), in table order.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut words: Option<Vec<String>> = None;
+    let mut quick = false;
     while let Some(arg) = args.next() {
+        if arg == "--quick" {
+            quick = true;
+            continue;
+        }
         let list = match arg.strip_prefix("--rows") {
             Some("") => args.next().ok_or("--rows needs a list")?,
             Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
@@ -109,7 +138,10 @@ fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
             .extend(list.filter(|w| !w.is_empty()));
     }
     let Some(words) = words else {
-        return Ok(Row::ALL.to_vec());
+        return Ok(Args {
+            rows: Row::ALL.to_vec(),
+            quick,
+        });
     };
     let chosen: Vec<Row> = Row::ALL
         .into_iter()
@@ -118,7 +150,7 @@ fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
     if chosen.is_empty() {
         return Err(format!("no row's label holds any of {words:?}"));
     }
-    Ok(Row::ALL
+    let rows = Row::ALL
         .into_iter()
         .filter(|row| {
             chosen.contains(row)
@@ -126,7 +158,121 @@ fn rows(mut args: impl Iterator<Item = String>) -> Result<Vec<Row>, String> {
                     .iter()
                     .any(|c| c.framework().bare() == *row || c.store_peer() == Some(*row))
         })
-        .collect())
+        .collect();
+    Ok(Args { rows, quick })
+}
+
+/// The database servers `rows` need, started once for the run.
+fn start_servers(rows: &[Row]) -> (Option<RedisServer>, Option<PostgresServer>) {
+    let needs = |backend| rows.iter().any(|r| r.backend() == backend);
+    let redis = needs(Backend::Redis).then(RedisServer::start).flatten();
+    let postgres = needs(Backend::Postgres)
+        .then(PostgresServer::start)
+        .flatten();
+    (redis, postgres)
+}
+
+/// What broke in one cell of `--quick`: responses that broke the contract, and store
+/// calls over the row's expected figure (or counted where none are expected, or not
+/// counted where some are).
+fn violations(row: Row, workload: Workload, sample: &Sample) -> Vec<String> {
+    let mut found = Vec::new();
+    if sample.failures > 0 {
+        found.push(format!(
+            "{} responses broke the contract, first: {}",
+            sample.failures,
+            sample.first_failure.as_deref().unwrap_or("?")
+        ));
+    }
+    let iterations = sample.requests / workload.requests_per_iteration();
+    match (row.expected_store_calls(workload), sample.store_calls) {
+        (Some(per), Some(calls)) if calls > per * iterations => found.push(format!(
+            "{calls} store calls in {iterations} iterations, more than the expected {per} each"
+        )),
+        (Some(_), Some(_)) | (None, None) => {}
+        (expected, counted) => found.push(format!(
+            "store calls expected {expected:?} per iteration, counted {counted:?}"
+        )),
+    }
+    found
+}
+
+/// `--quick`: every row once, few iterations, counts checked; `Ok(false)` on a violation.
+fn quick(rows: &[Row]) -> Result<bool, BenchError> {
+    let started = Instant::now();
+    let server_rt = runtime(SERVER_THREADS)?;
+    let client_rt = runtime(CLIENT_THREADS)?;
+    let (redis, postgres) = start_servers(rows);
+    let servers = Servers {
+        redis: redis.as_ref(),
+        postgres: postgres.as_ref(),
+    };
+    let required = std::env::var_os("CI").is_some();
+    let mut ok = true;
+    println!(
+        "| row | workload | clients | requests | store calls per iteration (expected at most) | Cookie B/req | Set-Cookie B/req | verdict |"
+    );
+    println!("|---|---|---:|---:|---|---:|---:|---|");
+    for &row in rows {
+        if let Some(server) = servers.missing_for(row) {
+            if required {
+                eprintln!(
+                    "load --quick: {}: {server} is missing (CI is set)",
+                    row.label()
+                );
+                ok = false;
+            } else {
+                eprintln!(
+                    "load --quick: {} SKIPPED: {server} is not installed",
+                    row.label()
+                );
+            }
+            continue;
+        }
+        let app = server_rt.block_on(App::start(row, servers))?;
+        for workload in Workload::ALL {
+            for concurrency in QUICK_CONCURRENCY {
+                let cell = Cell {
+                    workload,
+                    concurrency,
+                    iterations: QUICK_ITERATIONS,
+                    warmup: QUICK_WARMUP,
+                };
+                let sample = client_rt.block_on(client::measure(&app, cell))?;
+                let found = violations(row, workload, &sample);
+                ok &= found.is_empty();
+                let requests = sample.requests.max(1) as u64;
+                let iterations = sample.requests / workload.requests_per_iteration();
+                #[allow(clippy::cast_precision_loss)]
+                let calls = sample.store_calls.map_or_else(
+                    || "–".to_owned(),
+                    |c| format!("{:.2}", c as f64 / iterations.max(1) as f64),
+                );
+                let expected = row
+                    .expected_store_calls(workload)
+                    .map_or_else(|| "–".to_owned(), |e| e.to_string());
+                println!(
+                    "| {} | {workload:?} | {concurrency} | {} | {calls} ({expected}) | {} | {} | {} |",
+                    row.label(),
+                    sample.requests,
+                    sample.cookie_bytes / requests,
+                    sample.set_cookie_bytes / requests,
+                    if found.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        found.join("; ")
+                    }
+                );
+            }
+        }
+    }
+    eprintln!(
+        "load --quick: {} rows in {:.0} s: {}",
+        rows.len(),
+        started.elapsed().as_secs_f64(),
+        if ok { "ok" } else { "FAILED" }
+    );
+    Ok(ok)
 }
 
 /// Runs `rows`; `Ok(false)` if some response broke the contract.
@@ -142,11 +288,7 @@ fn run(rows: &[Row]) -> Result<bool, BenchError> {
     ];
     // One server of each kind for the run, started if a row needs it; each PostgreSQL
     // row gets a database of its own there.
-    let needs = |backend| rows.iter().any(|r| r.backend() == backend);
-    let redis = needs(Backend::Redis).then(RedisServer::start).flatten();
-    let postgres = needs(Backend::Postgres)
-        .then(PostgresServer::start)
-        .flatten();
+    let (redis, postgres) = start_servers(rows);
     let servers = Servers {
         redis: redis.as_ref(),
         postgres: postgres.as_ref(),
@@ -250,7 +392,62 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Result<Vec<Row>, String> {
-        rows(list.iter().map(|a| (*a).to_owned()))
+        parse(list.iter().map(|a| (*a).to_owned())).map(|a| a.rows)
+    }
+
+    #[test]
+    fn quick_is_a_flag_beside_rows() {
+        let quick = |list: &[&str]| parse(list.iter().map(|a| (*a).to_owned())).unwrap();
+        assert!(!quick(&[]).quick);
+        assert_eq!(
+            quick(&["--quick", "--rows", "redis"]),
+            Args {
+                rows: vec![
+                    Row::Bare,
+                    Row::Redis,
+                    Row::AxumMessagesRedis,
+                    Row::ActixBare,
+                    Row::ActixRedis
+                ],
+                quick: true
+            }
+        );
+    }
+
+    fn sample(requests: usize, store_calls: Option<usize>, failures: usize) -> Sample {
+        Sample {
+            requests,
+            store_calls,
+            failures,
+            first_failure: (failures > 0).then(|| "GET /settings: no message".to_owned()),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn quick_fails_on_more_store_calls_than_expected_or_a_broken_contract() {
+        let pair = Workload::FlashPair;
+        // 10 pairs (20 requests) on Redis: 3 calls each expected.
+        assert!(violations(Row::Redis, pair, &sample(20, Some(30), 0)).is_empty());
+        assert!(violations(Row::Redis, pair, &sample(20, Some(20), 0)).is_empty());
+        assert_eq!(
+            violations(Row::Redis, pair, &sample(20, Some(31), 0)).len(),
+            1
+        );
+        // A plain GET on our stores makes none.
+        let plain = Workload::PlainGet;
+        assert_eq!(
+            violations(Row::Memory, plain, &sample(8, Some(1), 0)).len(),
+            1
+        );
+        assert!(violations(Row::Memory, plain, &sample(8, Some(0), 0)).is_empty());
+        // A broken response, a count where none is expected, none where one is.
+        assert_eq!(violations(Row::Cookie, pair, &sample(20, None, 1)).len(), 1);
+        assert_eq!(
+            violations(Row::Cookie, pair, &sample(20, Some(0), 0)).len(),
+            1
+        );
+        assert_eq!(violations(Row::Memory, pair, &sample(20, None, 0)).len(), 1);
     }
 
     #[test]
