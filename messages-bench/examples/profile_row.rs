@@ -1,5 +1,7 @@
-//! One row of the load harness under steady load, for a profiler: 40 000 flash pairs from
-//! 16 clients against the Redis row (or `memory`), then the request count and time.
+//! One row of the load harness under steady load, for a profiler: 40 000 iterations from
+//! 16 clients, then the request count, time and server CPU per request. Arguments: the
+//! row's label (as in the tables, `"ours: memory"`; default `ours: redis`) and the workload
+//! (`pair`, the default, or `plain`).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/fp RUSTFLAGS="-C force-frame-pointers=yes" \
@@ -18,9 +20,14 @@ use messages_bench::cpu::{CLIENT_THREADS, SERVER_THREADS, runtime};
 use messages_tests::redis_server::RedisServer;
 
 fn run() -> Result<(), BenchError> {
-    let row = match std::env::args().nth(1).as_deref() {
-        Some("memory") => Row::Memory,
-        _ => Row::Redis,
+    let mut args = std::env::args().skip(1);
+    let label = args.next().unwrap_or_else(|| Row::Redis.label().to_owned());
+    let Some(row) = Row::ALL.into_iter().find(|r| r.label() == label) else {
+        return Err(std::io::Error::other(format!("no row is labelled {label:?}")).into());
+    };
+    let workload = match args.next().as_deref() {
+        Some("plain") => Workload::PlainGet,
+        _ => Workload::FlashPair,
     };
     let (server_rt, client_rt) = (runtime(SERVER_THREADS)?, runtime(CLIENT_THREADS)?);
     let redis = RedisServer::start();
@@ -30,14 +37,18 @@ fn run() -> Result<(), BenchError> {
     };
     let app = server_rt.block_on(App::start(row, servers))?;
     let cell = Cell {
-        workload: Workload::FlashPair,
+        workload,
         concurrency: 16,
         iterations: 40_000,
         warmup: 1_000,
     };
     let sample = client_rt.block_on(client::measure(&app, cell))?;
+    #[allow(clippy::cast_precision_loss)]
+    let server_us = sample.cpu.map_or(0.0, |c| {
+        c.server_ns as f64 / 1e3 / sample.requests.max(1) as f64
+    });
     eprintln!(
-        "{}: {} requests in {:?}, {} failed",
+        "{}: {} requests in {:?}, {} failed, server CPU {server_us:.2} µs/request",
         row.label(),
         sample.requests,
         sample.elapsed,

@@ -171,7 +171,9 @@ where
             // An error here drops the guard, which commits as a failure.
             let mut response = response.await?;
             let status = response.status().as_u16();
-            let shows = ActixHeaders(response.headers_mut()).shows_messages(status);
+            // An untouched request commits to nothing, whatever the response.
+            let shows =
+                guard.touched() && ActixHeaders(response.headers_mut()).shows_messages(status);
             guard
                 .commit(shows)
                 .await
@@ -185,21 +187,46 @@ where
 /// ([`Committed::write_to`](crate::request::Committed::write_to)).
 struct ActixHeaders<'a>(&'a mut HeaderMap);
 
+/// The header names the policy reads and writes, made once (a `&str` name is parsed on
+/// every use).
+const HX_REDIRECT: HeaderName = HeaderName::from_static(crate::present::HX_REDIRECT);
+const HX_LOCATION: HeaderName = HeaderName::from_static(crate::present::HX_LOCATION);
+
+fn header_name(name: &'static str) -> HeaderName {
+    use actix_web::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+    match name {
+        "set-cookie" => SET_COOKIE,
+        "vary" => VARY,
+        "cache-control" => CACHE_CONTROL,
+        crate::present::HX_REDIRECT => HX_REDIRECT,
+        crate::present::HX_LOCATION => HX_LOCATION,
+        other => HeaderName::from_static(other),
+    }
+}
+
 impl ResponseHeaders for ActixHeaders<'_> {
+    fn shows_messages(&self, status: u16) -> bool {
+        let htmx_redirect = self.0.contains_key(HX_REDIRECT) || self.0.contains_key(HX_LOCATION);
+        crate::present::response_shows_messages(status, htmx_redirect)
+    }
+
     fn values(&self, name: &'static str) -> Vec<Option<&str>> {
-        self.0.get_all(name).map(|v| v.to_str().ok()).collect()
+        self.0
+            .get_all(header_name(name))
+            .map(|v| v.to_str().ok())
+            .collect()
     }
 
     fn append(&mut self, name: &'static str, value: &str) -> bool {
         HeaderValue::from_str(value).is_ok_and(|v| {
-            self.0.append(HeaderName::from_static(name), v);
+            self.0.append(header_name(name), v);
             true
         })
     }
 
     fn replace(&mut self, name: &'static str, value: &str) -> bool {
         HeaderValue::from_str(value).is_ok_and(|v| {
-            self.0.insert(HeaderName::from_static(name), v);
+            self.0.insert(header_name(name), v);
             true
         })
     }

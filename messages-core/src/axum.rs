@@ -188,9 +188,11 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let mut response = inner.call(req).await?;
-                let shows = response
-                    .headers()
-                    .shows_messages(response.status().as_u16());
+                // An untouched request commits to nothing, whatever the response.
+                let shows = guard.touched()
+                    && response
+                        .headers()
+                        .shows_messages(response.status().as_u16());
                 guard.commit(shows).await.apply(response.headers_mut());
                 Ok(response)
             }),

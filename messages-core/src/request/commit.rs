@@ -67,6 +67,13 @@ impl CommitGuard {
         &self.messages
     }
 
+    /// Whether the request has read or written messages so far. A commit of a request
+    /// that has not writes nothing whatever its `success`, so an adapter may skip
+    /// working that out (the response's status and headers) for it.
+    pub fn touched(&self) -> bool {
+        self.messages.state().touched
+    }
+
     /// Commits the request; `success` is false for a failed (5xx) response. See
     /// [`Messages::commit`]. Cancel-safe: the guard stays armed until the commit is done,
     /// and the commit finishes on its own if dropped midway.
