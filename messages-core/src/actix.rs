@@ -187,22 +187,7 @@ where
 /// ([`Committed::write_to`](crate::request::Committed::write_to)).
 struct ActixHeaders<'a>(&'a mut HeaderMap);
 
-/// The header names the policy reads and writes, made once (a `&str` name is parsed on
-/// every use).
-const HX_REDIRECT: HeaderName = HeaderName::from_static(crate::present::HX_REDIRECT);
-const HX_LOCATION: HeaderName = HeaderName::from_static(crate::present::HX_LOCATION);
-
-fn header_name(name: &'static str) -> HeaderName {
-    use actix_web::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
-    match name {
-        "set-cookie" => SET_COOKIE,
-        "vary" => VARY,
-        "cache-control" => CACHE_CONTROL,
-        crate::present::HX_REDIRECT => HX_REDIRECT,
-        crate::present::HX_LOCATION => HX_LOCATION,
-        other => HeaderName::from_static(other),
-    }
-}
+crate::request::policy_header_names!(HeaderName);
 
 impl ResponseHeaders for ActixHeaders<'_> {
     fn shows_messages(&self, status: u16) -> bool {

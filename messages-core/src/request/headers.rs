@@ -6,7 +6,6 @@
 //! other directives kept, so no shared cache serves one person's messages to another. A
 //! response that did not touch messages is left alone.
 
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Committed;
@@ -139,21 +138,34 @@ pub trait ResponseHeaders {
     fn replace(&mut self, name: &'static str, value: &str) -> bool;
 }
 
-/// The header names the policy reads and writes, made once: a `&str` name is parsed on
-/// every use (a measurable share of a request's cost in the load harness's profile).
-const HX_REDIRECT: HeaderName = HeaderName::from_static(crate::present::HX_REDIRECT);
-const HX_LOCATION: HeaderName = HeaderName::from_static(crate::present::HX_LOCATION);
+/// Defines `header_name` and the constants `HX_REDIRECT`, `HX_LOCATION` for a header
+/// name type with a `const fn from_static` (http 1's, or actix-web's http 0.2's): the
+/// names the policy reads and writes, made at compile time. A `&str` name is parsed on
+/// every use, a measurable share of a request's cost in the load harness's profile.
+macro_rules! policy_header_names {
+    ($name:ty) => {
+        const HX_REDIRECT: $name = <$name>::from_static($crate::present::HX_REDIRECT);
+        const HX_LOCATION: $name = <$name>::from_static($crate::present::HX_LOCATION);
 
-fn header_name(name: &'static str) -> HeaderName {
-    match name {
-        "set-cookie" => SET_COOKIE,
-        "vary" => VARY,
-        "cache-control" => CACHE_CONTROL,
-        crate::present::HX_REDIRECT => HX_REDIRECT,
-        crate::present::HX_LOCATION => HX_LOCATION,
-        other => HeaderName::from_static(other),
-    }
+        fn header_name(name: &'static str) -> $name {
+            const SET_COOKIE: $name = <$name>::from_static("set-cookie");
+            const VARY: $name = <$name>::from_static("vary");
+            const CACHE_CONTROL: $name = <$name>::from_static("cache-control");
+            match name {
+                "set-cookie" => SET_COOKIE,
+                "vary" => VARY,
+                "cache-control" => CACHE_CONTROL,
+                $crate::present::HX_REDIRECT => HX_REDIRECT,
+                $crate::present::HX_LOCATION => HX_LOCATION,
+                other => <$name>::from_static(other),
+            }
+        }
+    };
 }
+#[cfg(feature = "actix")]
+pub(crate) use policy_header_names;
+
+policy_header_names!(HeaderName);
 
 impl ResponseHeaders for HeaderMap {
     fn shows_messages(&self, status: u16) -> bool {

@@ -61,6 +61,8 @@ pub use commit::{CommitGuard, Committed};
 pub use config::MessagesConfig;
 pub use cookie::{CookieSettings, CookieStore, SameSite};
 pub use headers::ResponseHeaders;
+#[cfg(feature = "actix")]
+pub(crate) use headers::policy_header_names;
 pub use identity::{Incoming, SessionChange, SessionCookie, SessionSource};
 pub use storage::Storage;
 pub use view::{MessageList, ViewMessages};
