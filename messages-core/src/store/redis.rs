@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -479,6 +480,8 @@ pub struct RedisStore {
     ttl_ms: u64,
     lease_ms: u64,
     time_bound: Duration,
+    /// Round trips sent, shared by clones (see [`round_trips`](RedisStore::round_trips)).
+    round_trips: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -607,10 +610,30 @@ impl RedisStore {
             connection,
             feed,
             time_bound: time_bound(&options),
+            round_trips: Arc::new(AtomicU64::new(0)),
             per_context: options.per_context.clamp(1, MAX_PER_CONTEXT),
             ttl_ms,
             namespace: options.namespace,
         })
+    }
+
+    /// How many round trips to Redis this store and its clones have sent: each command or
+    /// pipeline sent and awaited counts one, whatever it carries — a request's operation,
+    /// settles of read leases, a retry. (The change feed's own connection, and a script
+    /// that `redis` loads again after a server lost its script cache, are not counted.)
+    /// For measuring, e.g. round trips per request:
+    ///
+    /// ```no_run
+    /// # use messages_core::{Message, MessageStore, RedisOptions, RedisStore, SessionKey, ViewId};
+    /// # async fn run() -> messages_core::Result<()> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+    /// let before = store.round_trips();
+    /// store.add(&SessionKey::generate()?, &ViewId::new("app::inbox")?, Message::info("Hi")).await?;
+    /// assert_eq!(store.round_trips() - before, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// The key that marks a session rotated away from: `{namespace}:{<session>};retired`.
@@ -657,6 +680,7 @@ impl RedisStore {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.time_bound, op(self.connection.clone())).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(unavailable(TimedOut(self.time_bound))),
