@@ -868,3 +868,88 @@ mod live {
         unwatched_sessions_are_unsubscribed,
     );
 }
+
+/// Round trips of flash pairs — a request that adds (a form's POST) and one that reads
+/// and shows (the GET it redirects to) — through the request core, several browsers at
+/// once, counted by [`RedisStore::round_trips`].
+mod round_trips {
+    use super::*;
+    use messages_tests::Browser;
+    use messages_tests::redis_server::RedisServer;
+
+    const VIEW: ViewId = ViewId::from_static("app::settings");
+    const BROWSERS: usize = 6;
+    const PAIRS: usize = 5;
+
+    /// The options of these tests: a settle delay so long that only the commands of the
+    /// requests (and the final flush) carry the settles — the count does not depend on
+    /// the machine's speed.
+    fn options(namespace: &str) -> RedisOptions {
+        RedisOptions {
+            settle_delay: Duration::from_secs(20),
+            ..super::options(namespace)
+        }
+    }
+
+    /// The keys of `namespace` that hold a read's reserve, on `clients`.
+    async fn reserves(clients: &[redis_client::Client], namespace: &str) -> Vec<String> {
+        let mut all = Vec::new();
+        for client in clients {
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = con.keys(format!("{namespace}:*;taken:*")).await.unwrap();
+            all.extend(keys);
+        }
+        all
+    }
+
+    /// `BROWSERS` browsers at once, each `PAIRS` flash pairs in a row (the next pair's
+    /// POST follows the GET's commit, as a person's next form does): every GET shows its
+    /// message, the store sends at most one round trip per request (and one flush at the
+    /// end), and once flushed no reserve is left.
+    async fn one_round_trip_per_request(store: &RedisStore, clients: &[redis_client::Client]) {
+        let config = MessagesConfig::new(store.clone());
+        let before = store.round_trips();
+        let mut browsers = tokio::task::JoinSet::new();
+        for b in 0..BROWSERS {
+            let config = config.clone();
+            browsers.spawn(async move {
+                let mut browser = Browser::new();
+                for p in 0..PAIRS {
+                    let text = format!("saved {b}.{p}");
+                    browser.add(&config, &VIEW, &[&text]).await;
+                    assert_eq!(browser.read(&config, &VIEW).await, [text]);
+                }
+            });
+        }
+        while let Some(done) = browsers.join_next().await {
+            done.unwrap();
+        }
+        config.flush().await.unwrap();
+        let sent = store.round_trips() - before;
+        let requests = (2 * BROWSERS * PAIRS) as u64;
+        assert!(
+            sent <= requests + 1,
+            "{sent} round trips for {requests} requests (at most one each, and one flush)"
+        );
+        assert!(reserves(clients, "pairs").await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_node_flash_pairs() {
+        let Some(server) = shared::redis() else {
+            return;
+        };
+        let store = server.store(options("pairs")).await;
+        one_round_trip_per_request(&store, &[server.client()]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_flash_pairs() {
+        let Some(cluster) = shared::redis_cluster() else {
+            return;
+        };
+        let store = cluster.store(options("pairs")).await;
+        let clients: Vec<_> = cluster.nodes().iter().map(RedisServer::client).collect();
+        one_round_trip_per_request(&store, &clients).await;
+    }
+}
