@@ -38,6 +38,9 @@ pub(super) struct Held {
 pub(super) struct Queue {
     held: Mutex<Vec<Held>>,
     armed: AtomicBool,
+    /// Whether the settle script is known to be loaded on the (one) server, so a command
+    /// can carry settles without loading it first.
+    loaded: AtomicBool,
 }
 
 impl Queue {
@@ -152,12 +155,18 @@ impl RedisStore {
             return self.run(|mut c| async move { op.send(&mut c).await }).await;
         }
         let mut pipe = ::redis::pipe();
+        // On Cluster, whether the node has the script is not known: load it each time.
+        let load = matches!(self.connection, Connection::Cluster(_))
+            || !self.queue.loaded.load(Ordering::Acquire);
+        if load {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(SETTLE_LUA).ignore();
+        }
         for held in &carried.settles {
             pipe.invoke_script(&self.settle_invocation(held));
         }
         op.add_to(&mut pipe);
         pipe.ignore_errors();
-        let sent = pipe.len();
+        let sent = carried.settles.len() + 1;
         let answer = self
             .run(|mut c| async move { pipe.query_async::<Vec<Value>>(&mut c).await })
             .await;
@@ -179,12 +188,27 @@ impl RedisStore {
             }
         };
         let own = replies.pop().unwrap_or(Value::Nil);
-        let (mut failed, mut first_error) = (Vec::new(), None);
+        let (mut unloaded, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
         for (held, reply) in settles.into_iter().zip(replies) {
-            if let Value::ServerError(e) = reply {
-                first_error.get_or_insert(e);
-                failed.push(held);
+            match reply {
+                Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript) => {
+                    unloaded.push(held);
+                }
+                Value::ServerError(e) => {
+                    first_error.get_or_insert(e);
+                    failed.push(held);
+                }
+                _ => {}
             }
+        }
+        if !unloaded.is_empty() {
+            // The server lost its scripts (restarted, `SCRIPT FLUSH`): back to the queue,
+            // for the flusher (which loads it) or the next command (which loads it now).
+            self.queue.loaded.store(false, Ordering::Release);
+            self.queue.lock().append(&mut unloaded);
+            self.arm();
+        } else if load {
+            self.queue.loaded.store(true, Ordering::Release);
         }
         if let Some(e) = first_error {
             self.retry_later(failed, &RedisError::from(e));
@@ -364,6 +388,7 @@ impl RedisStore {
             .await;
         match answer {
             Ok(replies) if replies.len() == sent => {
+                self.queue.loaded.store(true, Ordering::Release);
                 let mut first_error = None;
                 let failed = settles
                     .into_iter()
