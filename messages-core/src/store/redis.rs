@@ -436,7 +436,10 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 /// - On one server, every command carries every held settle.
 /// - On Redis Cluster a pipeline stays in one slot, so a command carries the held
 ///   settles of its own session (whose keys share its hash tag, so its slot); a session's
-///   next request carries them when it comes soon enough.
+///   next request carries them when it comes soon enough. Which node has the settle
+///   script loaded is not known there, so such a pipeline starts with `SCRIPT LOAD` of
+///   it (a few hundred bytes more, no round trip more); on one server that happens until
+///   the script is known loaded, and again after the server answered `NOSCRIPT`.
 /// - Settles no command carried within [`settle_delay`](RedisOptions::settle_delay)
 ///   (default 20 ms) are sent by a background task, started on the current tokio runtime
 ///   by the first settle held: as one pipeline on one server, one per session (sent at

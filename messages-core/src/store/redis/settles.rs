@@ -449,3 +449,50 @@ impl RedisStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedisOptions;
+    use crate::store::redis::Settings;
+
+    #[test]
+    fn only_commands_that_did_not_run_are_sent_again() {
+        for kind in [
+            ServerErrorKind::NoScript,
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ClusterDown,
+        ] {
+            assert!(not_run(Some(kind)), "{kind:?}");
+        }
+        // A script that failed part way may have written: never run twice.
+        assert!(!not_run(Some(ServerErrorKind::ResponseError)));
+        assert!(!not_run(None));
+    }
+
+    #[test]
+    fn the_settle_delay_must_be_under_half_the_lease() {
+        let with = |settle_delay: Duration| RedisOptions {
+            settle_delay,
+            read_lease: Duration::from_secs(60),
+            ..RedisOptions::default()
+        };
+        assert!(Settings::check(&with(Duration::ZERO)).is_ok());
+        assert!(Settings::check(&with(Duration::from_millis(29_999))).is_ok());
+        for refused in [Duration::from_secs(30), Duration::MAX] {
+            assert!(
+                matches!(
+                    Settings::check(&with(refused)),
+                    Err(crate::Error::Config(_))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(
+            RedisOptions::default().settle_delay,
+            Duration::from_millis(20)
+        );
+    }
+}
