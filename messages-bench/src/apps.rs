@@ -548,6 +548,9 @@ pub(crate) enum Counter {
     Nothing,
     /// A `MessageStore` behind this library.
     Ours(CountingStore),
+    /// `RedisStore` behind this library: its calls, and the round trips it sends
+    /// ([`RedisStore::round_trips`]).
+    OursRedis(CountingStore, RedisStore),
     /// The `tower-sessions` store behind `axum-messages` ([`CountingSessionStore`]'s
     /// count).
     Sessions(Arc<AtomicUsize>),
@@ -627,9 +630,17 @@ impl App {
     pub fn store_calls(&self) -> Option<usize> {
         match &self.counter {
             Counter::Nothing => None,
-            Counter::Ours(store) => Some(store.calls()),
+            Counter::Ours(store) | Counter::OursRedis(store, _) => Some(store.calls()),
             Counter::Sessions(calls) => Some(calls.load(Ordering::Relaxed)),
             Counter::ActixSessions(store) => Some(store.calls()),
+        }
+    }
+
+    /// Round trips the row's `RedisStore` sent so far; `None` for other rows.
+    pub fn redis_round_trips(&self) -> Option<u64> {
+        match &self.counter {
+            Counter::OursRedis(_, redis) => Some(redis.round_trips()),
+            _ => None,
         }
     }
 }
@@ -677,9 +688,14 @@ pub(crate) async fn ours_config(
             let fallback = Storage::fallback(cookie_store()?, store.clone());
             (MessagesConfig::new(fallback), Counter::Ours(store))
         }
-        (Row::Redis | Row::ActixRedis, Target::Redis(url)) => counted(CountingStore::new(
-            RedisStore::connect(url, RedisOptions::default()).await?,
-        )),
+        (Row::Redis | Row::ActixRedis, Target::Redis(url)) => {
+            let redis = RedisStore::connect(url, RedisOptions::default()).await?;
+            let store = CountingStore::new(redis.clone());
+            (
+                MessagesConfig::new(store.clone()),
+                Counter::OursRedis(store, redis),
+            )
+        }
         (Row::Postgres, Target::Postgres(url)) => {
             let store = PostgresStore::connect(url, SqlOptions::default()).await?;
             store.migrate().await?;

@@ -297,6 +297,7 @@ pub async fn measure(app: &App, cell: Cell) -> Result<Sample, BenchError> {
 
     let per_client = (cell.iterations / concurrency).max(1);
     let calls_before = app.store_calls();
+    let round_trips_before = app.redis_round_trips();
     let cpu_before = CpuTimes::now(app.database);
     let started = Instant::now();
     let (clients, mut sample) = run_all(clients, cell.workload, per_client).await?;
@@ -307,6 +308,15 @@ pub async fn measure(app: &App, cell: Cell) -> Result<Sample, BenchError> {
     sample.store_calls = calls_before
         .zip(app.store_calls())
         .map(|(before, after)| after - before);
+    if let Some((before, after)) = round_trips_before.zip(app.redis_round_trips()) {
+        // Not a column of the table: reported beside it, for the Redis rows.
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let per_request = (after - before) as f64 / sample.requests.max(1) as f64;
+        eprintln!(
+            "{:?} ×{concurrency} {:?}: {per_request:.2} redis round trips per request",
+            app.row, cell.workload,
+        );
+    }
     drop(clients);
     // A broken warm-up counts too: it is the same contract.
     sample.failures += warm.failures;

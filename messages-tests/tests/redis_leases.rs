@@ -84,6 +84,8 @@ async fn settled_reads_are_gone(store: &RedisStore, keys: impl AsyncFn() -> Vec<
         "{reserved:?}"
     );
     store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+    // The settle is held back for the store's next command: send it, then look.
+    store.flush().await.unwrap();
     assert_eq!(keys().await, Vec::<String>::new());
     lease_up().await;
     assert!(store.take(&s, &VIEW).await.unwrap().is_empty());

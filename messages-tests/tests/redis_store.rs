@@ -868,3 +868,352 @@ mod live {
         unwatched_sessions_are_unsubscribed,
     );
 }
+
+/// Round trips of flash pairs — a request that adds (a form's POST) and one that reads
+/// and shows (the GET it redirects to) — through the request core, several browsers at
+/// once, counted by [`RedisStore::round_trips`].
+mod round_trips {
+    use super::*;
+    use messages_tests::Browser;
+    use messages_tests::redis_server::RedisServer;
+
+    const VIEW: ViewId = ViewId::from_static("app::settings");
+    const BROWSERS: usize = 6;
+    const PAIRS: usize = 5;
+
+    /// The options of these tests: a settle delay so long that only the commands of the
+    /// requests (and the final flush) carry the settles — the count does not depend on
+    /// the machine's speed.
+    fn options(namespace: &str) -> RedisOptions {
+        RedisOptions {
+            settle_delay: Duration::from_secs(20),
+            ..super::options(namespace)
+        }
+    }
+
+    /// The keys of `namespace` that hold a read's reserve, on `clients`.
+    async fn reserves(clients: &[redis_client::Client], namespace: &str) -> Vec<String> {
+        let mut all = Vec::new();
+        for client in clients {
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = con.keys(format!("{namespace}:*;taken:*")).await.unwrap();
+            all.extend(keys);
+        }
+        all
+    }
+
+    /// `BROWSERS` browsers at once, each `PAIRS` flash pairs in a row (the next pair's
+    /// POST follows the GET's commit, as a person's next form does): every GET shows its
+    /// message, the store sends at most one round trip per request, and once flushed no
+    /// reserve is left.
+    async fn one_round_trip_per_request(store: &RedisStore, clients: &[redis_client::Client]) {
+        let config = MessagesConfig::new(store.clone());
+        let before = store.round_trips();
+        let mut browsers = tokio::task::JoinSet::new();
+        for b in 0..BROWSERS {
+            let config = config.clone();
+            browsers.spawn(async move {
+                let mut browser = Browser::new();
+                for p in 0..PAIRS {
+                    let text = format!("saved {b}.{p}");
+                    browser.add(&config, &VIEW, &[&text]).await;
+                    assert_eq!(browser.read(&config, &VIEW).await, [text]);
+                }
+            });
+        }
+        while let Some(done) = browsers.join_next().await {
+            done.unwrap();
+        }
+        let sent = store.round_trips() - before;
+        let requests = (2 * BROWSERS * PAIRS) as u64;
+        eprintln!("{sent} round trips for {requests} requests");
+        assert!(
+            sent <= requests,
+            "{sent} round trips for {requests} requests: at most one each"
+        );
+        // The last GET of each browser left its settle held: one pipeline (on Cluster one
+        // per session) sends them all.
+        config.flush().await.unwrap();
+        let flushed = store.round_trips() - before - sent;
+        assert!(flushed <= BROWSERS as u64, "{flushed} round trips to flush");
+        assert!(reserves(clients, "pairs").await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_node_flash_pairs() {
+        let Some(server) = shared::redis() else {
+            return;
+        };
+        let store = server.store(options("pairs")).await;
+        one_round_trip_per_request(&store, &[server.client()]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_flash_pairs() {
+        let Some(cluster) = shared::redis_cluster() else {
+            return;
+        };
+        let store = cluster.store(options("pairs")).await;
+        let clients: Vec<_> = cluster.nodes().iter().map(RedisServer::client).collect();
+        one_round_trip_per_request(&store, &clients).await;
+    }
+}
+
+/// Settles of read leases held back (`RedisOptions::settle_delay`): carried by the store's
+/// next command, sent by the flusher when none comes, by `flush`, tried again after a
+/// failure — and left to their leases by a process that dies holding them: shown again,
+/// never lost.
+mod held_settles {
+    use super::*;
+    use messages_core::Error;
+    use messages_tests::redis_server::RedisServer;
+
+    const VIEW: ViewId = ViewId::from_static("app::settings");
+    /// A delay no test waits out: only commands and `flush` send the held settles.
+    const FOREVER: Duration = Duration::from_secs(20);
+    /// A delay the tests that wait for the flusher wait out many times over.
+    const SHORT: Duration = Duration::from_millis(50);
+    /// The lease of the tests that wait for it to be up (a little longer).
+    const LEASE: Duration = Duration::from_millis(1500);
+    /// The lease of the tests that hold settles `FOREVER`.
+    const LONG_LEASE: Duration = Duration::from_secs(60);
+
+    fn options(namespace: &str, settle_delay: Duration, read_lease: Duration) -> RedisOptions {
+        RedisOptions {
+            settle_delay,
+            read_lease,
+            ..super::options(namespace)
+        }
+    }
+
+    /// A test's store on the binary's shared server or cluster, in a namespace of its own.
+    struct Target {
+        store: RedisStore,
+        namespace: &'static str,
+        clients: Vec<redis_client::Client>,
+        urls: Vec<String>,
+        cluster: bool,
+    }
+
+    impl Target {
+        async fn new(
+            cluster: bool,
+            namespace: &'static str,
+            (delay, lease): (Duration, Duration),
+        ) -> Option<Target> {
+            let options = options(namespace, delay, lease);
+            let (store, nodes) = if cluster {
+                let c = shared::redis_cluster()?;
+                (c.store(options).await, c.nodes())
+            } else {
+                let server = shared::redis()?;
+                (server.store(options).await, std::slice::from_ref(server))
+            };
+            Some(Target {
+                store,
+                namespace,
+                clients: nodes.iter().map(RedisServer::client).collect(),
+                urls: nodes.iter().map(RedisServer::url).collect(),
+                cluster,
+            })
+        }
+
+        /// How many keys of the namespace hold a read's reserve.
+        async fn reserves(&self) -> usize {
+            reserves(&self.clients, self.namespace).await
+        }
+    }
+
+    /// How many keys of `namespace` hold a read's reserve, on `clients`.
+    async fn reserves(clients: &[redis_client::Client], namespace: &str) -> usize {
+        let mut n = 0;
+        for client in clients {
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = con.keys(format!("{namespace}:*;taken:*")).await.unwrap();
+            n += keys.len();
+        }
+        n
+    }
+
+    /// Adds `texts` to a new session's view and reads them under a lease, then settles
+    /// it; returns the session.
+    async fn read_and_settle(store: &RedisStore, texts: &[&str]) -> SessionKey {
+        let s = SessionKey::generate().unwrap();
+        for t in texts {
+            store.add(&s, &VIEW, Message::info(*t)).await.unwrap();
+        }
+        let taken = store.take_leased(&s, &VIEW).await.unwrap();
+        assert_eq!(taken.messages.len(), texts.len());
+        store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+        s
+    }
+
+    /// A settle sends nothing; the next command carries it in its own round trip: any
+    /// command on one server, only one of the same session on Redis Cluster (a pipeline
+    /// stays in one slot).
+    async fn next_command_carries_them(t: &Target) {
+        let store = &t.store;
+        let before = store.round_trips();
+        let s = read_and_settle(store, &["a"]).await;
+        assert_eq!(
+            store.round_trips() - before,
+            2,
+            "add and take; the settle is held"
+        );
+        assert_eq!(t.reserves().await, 1);
+
+        let other = SessionKey::generate().unwrap();
+        store.add(&other, &VIEW, Message::info("b")).await.unwrap();
+        assert_eq!(store.round_trips() - before, 3);
+        assert_eq!(t.reserves().await, usize::from(t.cluster));
+        // On Cluster the session's own next command carries it.
+        assert!(store.peek(&s, &VIEW).await.unwrap().is_empty());
+        assert_eq!(store.round_trips() - before, 4);
+        assert_eq!(t.reserves().await, 0);
+        store.clear_session(&other).await.unwrap();
+    }
+
+    /// With no command to carry it, the flusher sends a held settle after the delay (one
+    /// round trip): its messages do not come back after the lease.
+    async fn idle_store_flushes_after_the_delay(t: &Target) {
+        let s = read_and_settle(&t.store, &["a", "b"]).await;
+        let before = t.store.round_trips();
+        tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+        assert_eq!(t.store.round_trips() - before, 1, "the flusher's pipeline");
+        assert_eq!(t.reserves().await, 0);
+        assert!(t.store.take(&s, &VIEW).await.unwrap().is_empty());
+    }
+
+    /// `flush` sends every held settle at once: one pipeline on one server, one per
+    /// session on Redis Cluster.
+    async fn flush_sends_what_is_held(t: &Target) {
+        let store = &t.store;
+        // Read all first, then settle: no command follows the settles.
+        let sessions: Vec<SessionKey> = (0..3).map(|_| SessionKey::generate().unwrap()).collect();
+        for s in &sessions {
+            store.add(s, &VIEW, Message::info("a")).await.unwrap();
+        }
+        let mut leases = Vec::new();
+        for s in &sessions {
+            leases.push(store.take_leased(s, &VIEW).await.unwrap().lease.unwrap());
+        }
+        for (s, lease) in sessions.iter().zip(leases) {
+            store.settle(s, &VIEW, lease).await.unwrap();
+        }
+        assert_eq!(t.reserves().await, 3);
+        let before = store.round_trips();
+        let pipelines = if t.cluster { 3 } else { 1 };
+        store.flush().await.unwrap();
+        assert_eq!(store.round_trips() - before, pipelines);
+        assert_eq!(t.reserves().await, 0);
+        // Nothing left to send.
+        store.flush().await.unwrap();
+        assert_eq!(store.round_trips() - before, pipelines);
+    }
+
+    /// A process that dies holding settles (its runtime gone, the flusher with it) loses
+    /// no message: they are shown again after the lease, in order.
+    async fn dead_process_loses_nothing(t: &Target) {
+        let (urls, cluster, namespace) = (t.urls.clone(), t.cluster, t.namespace);
+        let dead = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let s = runtime.block_on(async {
+                let options = options(namespace, SHORT, LEASE);
+                let store = if cluster {
+                    RedisStore::connect_cluster(urls.iter().map(String::as_str), options).await
+                } else {
+                    RedisStore::connect(&urls[0], options).await
+                };
+                read_and_settle(&store.unwrap(), &["one", "two"]).await
+            });
+            drop(runtime); // as the process dies: the held settle is never sent
+            s
+        });
+        let s = tokio::task::spawn_blocking(move || dead.join().unwrap())
+            .await
+            .unwrap();
+        assert!(t.store.take(&s, &VIEW).await.unwrap().is_empty(), "leased");
+        tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+        let back = t.store.take(&s, &VIEW).await.unwrap();
+        assert_eq!(
+            back.iter().map(Message::text).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+    }
+
+    /// `<case>::{single, cluster}` for each case, with the settle delay and read lease
+    /// given.
+    macro_rules! on_both {
+        ($($case:ident: $timing:expr),* $(,)?) => {$(
+            mod $case {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn single() {
+                    if let Some(t) = Target::new(false, stringify!($case), $timing).await {
+                        super::$case(&t).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    if let Some(t) = Target::new(true, stringify!($case), $timing).await {
+                        super::$case(&t).await;
+                    }
+                }
+            }
+        )*};
+    }
+
+    on_both!(
+        next_command_carries_them: (FOREVER, LONG_LEASE),
+        idle_store_flushes_after_the_delay: (SHORT, LEASE),
+        flush_sends_what_is_held: (FOREVER, LONG_LEASE),
+        dead_process_loses_nothing: (SHORT, LEASE),
+    );
+
+    /// A held settle that fails (the server killed) is tried again until it is sent (the
+    /// server back, with its data): the messages do not come back after the lease.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_settle_is_tried_again() {
+        let Some(mut server) =
+            RedisServer::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"])
+        else {
+            return;
+        };
+        let lease = Duration::from_secs(4);
+        let options = RedisOptions {
+            connect_timeout: Duration::from_millis(200),
+            response_timeout: Duration::from_millis(200),
+            ..options("retry", Duration::from_millis(20), lease)
+        };
+        let store = RedisStore::connect(&server.url(), options).await.unwrap();
+        let s = SessionKey::generate().unwrap();
+        store.add(&s, &VIEW, Message::info("once")).await.unwrap();
+        let taken = store.take_leased(&s, &VIEW).await.unwrap();
+        server.kill();
+        // Held: it cannot fail, whatever happens to it later.
+        store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| server.revive());
+        assert_eq!(
+            reserves(&[server.client()], "retry").await,
+            1,
+            "kept by the server"
+        );
+        tokio::time::sleep(lease + Duration::from_millis(300)).await;
+        assert_eq!(reserves(&[server.client()], "retry").await, 0);
+        assert!(store.take(&s, &VIEW).await.unwrap().is_empty());
+    }
+
+    /// A settle delay of half the read lease or more is refused before connecting.
+    #[tokio::test]
+    async fn a_settle_delay_not_under_half_the_lease_is_refused() {
+        let options = options("refused", Duration::from_secs(30), Duration::from_secs(60));
+        let refused = RedisStore::connect("redis://127.0.0.1:1", options).await;
+        assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    }
+}

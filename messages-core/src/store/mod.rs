@@ -196,7 +196,10 @@ pub trait MessageStore: Send + Sync + fmt::Debug + 'static {
 
     /// Drops the reserve of a [`take_leased`](MessageStore::take_leased): its messages
     /// were shown, or put back with [`add_all`](MessageStore::add_all). Settling a lease
-    /// that is already settled or up does nothing. The default does nothing.
+    /// that is already settled or up does nothing. A store may hold the settle back to
+    /// send it with its next command (`RedisStore` does; [`flush`](MessageStore::flush)
+    /// sends what is held): `Ok` then means it is held, and a later failure is the
+    /// store's to log and retry. The default does nothing.
     async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
         let _ = (session, view, lease);
         Ok(())

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -19,8 +20,10 @@ use crate::live::Watch;
 use crate::{Error, Message, MessageId, MessageStore, Result, SessionKey, ViewId};
 
 mod feed;
+mod settles;
 
 use feed::{Feed, FeedConfig, Source};
+use settles::{Op, Queue};
 
 /// Longest namespace, in bytes.
 const MAX_NAMESPACE_BYTES: usize = 64;
@@ -206,18 +209,18 @@ return m"
     ))
 });
 
-/// Drops a lease's reserve. KEYS and the first two ARGV as for `TAKE`.
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        forget_lua!(),
-        r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
+/// Drops a lease's reserve. KEYS and the first two ARGV as for `TAKE`. Settling twice,
+/// or after the lease is up and the reserve was put back, finds nothing and does nothing.
+const SETTLE_LUA: &str = concat!(
+    forget_lua!(),
+    r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
   forget(KEYS[2], ARGV[1], KEYS[4])
 end
 return 0"
-    ))
-});
+);
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(SETTLE_LUA));
 
 /// Drops a context's messages unread. Its reserves (leases out) stay, and so does its
 /// entry in the view index while they do, so they are still found, refreshed and put
@@ -306,6 +309,12 @@ pub struct RedisOptions {
     /// they are put back): building a store with `read_lease >= idle_ttl` fails with
     /// [`Error::Config`].
     pub read_lease: Duration,
+    /// How long the [`settle`](MessageStore::settle) of a read lease may wait for a
+    /// command of the store to carry it before it is sent alone (default 20 ms; see the
+    /// type's docs on settles). Zero sends each settle at once, a round trip of its own.
+    /// Must be shorter than half the [`read_lease`](RedisOptions::read_lease), or building
+    /// a store fails with [`Error::Config`].
+    pub settle_delay: Duration,
 }
 
 impl Default for RedisOptions {
@@ -317,6 +326,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             read_lease: Duration::from_secs(60),
+            settle_delay: Duration::from_millis(20),
         }
     }
 }
@@ -399,13 +409,14 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 /// - A request's read ([`take_leased`](MessageStore::take_leased)) moves the context into
 ///   a reserve, `<context>;taken:<token>`, under a lease of
 ///   [`read_lease`](RedisOptions::read_lease) recorded in `<context>;leases`; committing
-///   the request drops the reserve ([`settle`](MessageStore::settle), a second round trip,
-///   only for reads that found messages). A reserve never settled — the application
-///   process died mid-request, or the server died after the take but before its answer
-///   arrived — goes back into the context at the first read of the view after the lease
-///   is up: messages are shown at least once, never lost to a crash. The lease deadline
-///   is on the server's clock (`TIME`), so application clocks do not matter; Redis 5 or
-///   later.
+///   the request drops the reserve ([`settle`](MessageStore::settle), only for reads that
+///   found messages), which costs no round trip of its own on the request's path: see
+///   *Settles* below. A reserve never settled — the application process died mid-request
+///   or with the settle still held back, or the server died after the take but before
+///   its answer arrived — goes back into the context at the first read of the view after
+///   the lease is up: messages are shown at least once, never lost to a crash. The lease
+///   deadline is on the server's clock (`TIME`), so application clocks do not matter;
+///   Redis 5 or later.
 /// - Messages come back in the order they arrived. A reserve keeps its scores, so one
 ///   put back after its lease comes back before the messages that arrived after it.
 ///   A message added again whole (same JSON) stays stored once, in its place.
@@ -414,6 +425,38 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 ///   [`Error::Unavailable`] after at most `connect_timeout + response_timeout`; the
 ///   request context then shows no messages and logs the error. The connection is made
 ///   again by itself once Redis is back.
+///
+/// # Settles: one round trip per request
+///
+/// A flash pair — a request that adds, then one that reads and shows — costs one round
+/// trip per request: [`settle`](MessageStore::settle) does not send the settle; it holds
+/// it back (in a queue shared by the store's clones) and returns at once, and the next
+/// command the store sends carries it, in the same pipeline (one write, one answer):
+///
+/// - On one server, every command carries every held settle.
+/// - On Redis Cluster a pipeline stays in one slot, so a command carries the held
+///   settles of its own session (whose keys share its hash tag, so its slot); a session's
+///   next request carries them when it comes soon enough. Which node has the settle
+///   script loaded is not known there, so such a pipeline starts with `SCRIPT LOAD` of
+///   it (a few hundred bytes more, no round trip more); on one server that happens until
+///   the script is known loaded, and again after the server answered `NOSCRIPT`.
+/// - Settles no command carried within [`settle_delay`](RedisOptions::settle_delay)
+///   (default 20 ms) are sent by a background task, started on the current tokio runtime
+///   by the first settle held: as one pipeline on one server, one per session (sent at
+///   once) on Cluster. That is still off the requests' path, and far inside the read
+///   lease (`settle_delay` must be under half of it). Without a tokio runtime, with a
+///   zero `settle_delay`, or when 1024 settles are held already, `settle` sends now.
+/// - A held settle that fails (Redis away, a timeout, a command's future dropped
+///   mid-flight puts them back in the queue instead) is logged with `tracing` and tried
+///   again in the background, backing off from 100 ms to 2 s, until its lease would be
+///   up: it cannot fail the commit that made it, which has returned.
+/// - [`flush`](MessageStore::flush) sends what is held; call it
+///   ([`MessagesConfig::flush`](crate::MessagesConfig::flush)) at shutdown, once the
+///   server stopped serving. A process that exits or dies with settles held leaves them
+///   to their leases: their messages are shown again after the lease, at least once,
+///   as for a crash mid-request. Nothing is lost.
+///
+/// [`round_trips`](RedisStore::round_trips) counts what the store sends.
 ///
 /// # Live streams: the change feed
 ///
@@ -479,6 +522,11 @@ pub struct RedisStore {
     ttl_ms: u64,
     lease_ms: u64,
     time_bound: Duration,
+    /// Settles held back to go with the next command, shared by clones.
+    queue: Arc<Queue>,
+    settle_delay: Duration,
+    /// Round trips sent, shared by clones (see [`round_trips`](RedisStore::round_trips)).
+    round_trips: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -493,6 +541,8 @@ impl fmt::Debug for RedisStore {
             .field("per_context", &self.per_context)
             .field("idle_ttl_ms", &self.ttl_ms)
             .field("read_lease_ms", &self.lease_ms)
+            .field("settle_delay", &self.settle_delay)
+            .field("settles_held", &self.queue.len())
             .field("change_feed", &self.feed.is_some())
             .finish_non_exhaustive()
     }
@@ -593,7 +643,11 @@ impl RedisStore {
         options: RedisOptions,
         feed: Option<Source>,
     ) -> Result<RedisStore> {
-        let Settings { ttl_ms, lease_ms } = Settings::check(&options)?;
+        let Settings {
+            ttl_ms,
+            lease_ms,
+            settle_delay,
+        } = Settings::check(&options)?;
         let feed = feed.map(|source| {
             Arc::new(Feed::new(FeedConfig {
                 source,
@@ -607,10 +661,32 @@ impl RedisStore {
             connection,
             feed,
             time_bound: time_bound(&options),
+            round_trips: Arc::new(AtomicU64::new(0)),
+            queue: Arc::new(Queue::default()),
+            settle_delay,
             per_context: options.per_context.clamp(1, MAX_PER_CONTEXT),
             ttl_ms,
             namespace: options.namespace,
         })
+    }
+
+    /// How many round trips to Redis this store and its clones have sent: each command or
+    /// pipeline sent and awaited counts one, whatever it carries — a request's operation,
+    /// settles of read leases, a retry. (The change feed's own connection, and a script
+    /// that `redis` loads again after a server lost its script cache, are not counted.)
+    /// For measuring, e.g. round trips per request:
+    ///
+    /// ```no_run
+    /// # use messages_core::{Message, MessageStore, RedisOptions, RedisStore, SessionKey, ViewId};
+    /// # async fn run() -> messages_core::Result<()> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+    /// let before = store.round_trips();
+    /// store.add(&SessionKey::generate()?, &ViewId::new("app::inbox")?, Message::info("Hi")).await?;
+    /// assert_eq!(store.round_trips() - before, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// The key that marks a session rotated away from: `{namespace}:{<session>};retired`.
@@ -657,6 +733,7 @@ impl RedisStore {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.time_bound, op(self.connection.clone())).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(unavailable(TimedOut(self.time_bound))),
@@ -729,9 +806,7 @@ impl RedisStore {
                 .arg(m.id().to_string())
                 .arg(serde_json::to_string(m)?);
         }
-        let trimmed: i64 = self
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?;
+        let trimmed: i64 = self.send(session, Op::Script(invocation)).await?;
         if trimmed < 0 {
             tracing::warn!(
                 dropped = messages.len(),
@@ -755,9 +830,7 @@ impl RedisStore {
             .arg(self.lease_ms)
             .arg(self.per_context)
             .arg(self.ttl_ms);
-        let members: Vec<Vec<u8>> = self
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?;
+        let members: Vec<Vec<u8>> = self.send(session, Op::Script(invocation)).await?;
         Ok(RedisStore::decode(members, view))
     }
 
@@ -766,24 +839,6 @@ impl RedisStore {
         let invocation = self.on_context(&SETTLE, session, view, lease.token());
         self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
             .await
-    }
-
-    /// Tries a failed settle again, backing off from 100 ms to 2 s, until the lease would
-    /// be up (counted from now: a late settle finds nothing to drop and does no harm).
-    async fn settle_later(&self, session: &SessionKey, view: &ViewId, lease: &Lease) {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.lease_ms);
-        let mut pause = Duration::from_millis(100);
-        let mut tries = 1u32;
-        while tokio::time::Instant::now() + pause < deadline {
-            tokio::time::sleep(pause).await;
-            tries += 1;
-            if self.settle_once(session, view, lease).await.is_ok() {
-                tracing::info!(view = %view, tries, "messages: read lease settled after a retry");
-                return;
-            }
-            pause = (pause * 2).min(Duration::from_secs(2));
-        }
-        tracing::warn!(view = %view, tries, "messages: read lease not settled; its messages will be shown again");
     }
 }
 
@@ -804,6 +859,7 @@ fn time_bound(options: &RedisOptions) -> Duration {
 struct Settings {
     ttl_ms: u64,
     lease_ms: u64,
+    settle_delay: Duration,
 }
 
 impl Settings {
@@ -834,7 +890,18 @@ impl Settings {
                  the reserve of a read would expire before its lease is up"
             )));
         }
-        Ok(Settings { ttl_ms, lease_ms })
+        if options.settle_delay.saturating_mul(2) >= options.read_lease {
+            return Err(Error::Config(format!(
+                "redis settle_delay ({:?}) must be shorter than half the read_lease ({:?}): \
+                 a held settle must be sent well before its lease is up",
+                options.settle_delay, options.read_lease
+            )));
+        }
+        Ok(Settings {
+            ttl_ms,
+            lease_ms,
+            settle_delay: options.settle_delay,
+        })
     }
 }
 
@@ -878,26 +945,29 @@ impl MessageStore for RedisStore {
         Ok(Taken { messages, lease })
     }
 
-    /// On failure, also tries again in the background (when on a tokio runtime) until
-    /// the lease would be up, so that a short outage does not make the messages come
-    /// back; the error is still returned.
+    /// Held back, on a tokio runtime, to go with the store's next command or after
+    /// [`settle_delay`](RedisOptions::settle_delay) (see the type's docs): returns `Ok`
+    /// at once, and a failure to send it later is logged and tried again in the
+    /// background until the lease would be up. Sent now, as before, when
+    /// `settle_delay` is zero, without a runtime, or when the held queue is full; then a
+    /// failure is also tried again in the background (on a runtime) and returned.
     async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
-        let result = self.settle_once(session, view, &lease).await;
-        if result.is_err()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (store, session, view) = (self.clone(), session.clone(), view.clone());
-            runtime.spawn(async move { store.settle_later(&session, &view, &lease).await });
+        if self.settle_delay.is_zero() {
+            return self.settle_alone(session, view, lease).await;
         }
-        result
+        self.hold(session, view, lease).await
+    }
+
+    /// Sends the settles held back: on one server one pipeline, on Redis Cluster one per
+    /// session, at once. Those that fail are tried again in the background.
+    async fn flush(&self) -> Result<()> {
+        self.flush_held().await
     }
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
         let mut cmd = ::redis::cmd("ZRANGE");
         cmd.arg(self.context_key(session, view)).arg(0).arg(-1);
-        let members: Vec<Vec<u8>> = self
-            .run(|mut c| async move { cmd.query_async(&mut c).await })
-            .await?;
+        let members: Vec<Vec<u8>> = self.send(session, Op::Cmd(cmd)).await?;
         Ok(RedisStore::decode(members, view))
     }
 
@@ -905,14 +975,12 @@ impl MessageStore for RedisStore {
     async fn count(&self, session: &SessionKey, view: &ViewId) -> Result<usize> {
         let mut cmd = ::redis::cmd("ZCARD");
         cmd.arg(self.context_key(session, view));
-        self.run(|mut c| async move { cmd.query_async(&mut c).await })
-            .await
+        self.send(session, Op::Cmd(cmd)).await
     }
 
     async fn discard(&self, session: &SessionKey, view: &ViewId) -> Result<()> {
         let invocation = self.on_context(&DISCARD, session, view, "");
-        self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
-            .await
+        self.send(session, Op::Script(invocation)).await
     }
 
     async fn clear_session(&self, session: &SessionKey) -> Result<()> {
@@ -921,9 +989,7 @@ impl MessageStore for RedisStore {
             .key(self.views_key(session))
             .key(self.seq_key(session))
             .arg(self.context_prefix(session));
-        let _cleared: usize = self
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?;
+        let _cleared: usize = self.send(session, Op::Script(invocation)).await?;
         Ok(())
     }
 
@@ -935,18 +1001,12 @@ impl MessageStore for RedisStore {
     /// leaves that view's messages in `from`'s reserve, which returns to `from` when the
     /// lease is up (lost to the browser, never shown twice).
     async fn rotate(&self, from: &SessionKey, to: &SessionKey) -> Result<()> {
-        let retired = self.retired_key(from);
-        let ttl_ms = self.ttl_ms;
-        self.run(|mut c| async move {
-            Cmd::set_options(
-                retired,
-                1,
-                ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl_ms)),
-            )
-            .query_async::<()>(&mut c)
-            .await
-        })
-        .await?;
+        let retire = Cmd::set_options(
+            self.retired_key(from),
+            1,
+            ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(self.ttl_ms)),
+        );
+        self.send::<()>(from, Op::Cmd(retire)).await?;
         for view in self.pending_views(from).await? {
             let taken = self.take_leased(from, &view).await?;
             if !taken.messages.is_empty() {
@@ -971,9 +1031,7 @@ impl MessageStore for RedisStore {
         invocation
             .key(self.views_key(session))
             .arg(self.context_prefix(session));
-        let names: Vec<String> = self
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?;
+        let names: Vec<String> = self.send(session, Op::Script(invocation)).await?;
         let mut views: Vec<ViewId> = names
             .into_iter()
             .filter_map(|n| match ViewId::new(n) {
