@@ -365,9 +365,9 @@ async fn leased_takes_are_exclusive(store: &Sql) {
     assert_eq!(got, all);
 }
 
-/// A settle is deferred to the store's next statement: the next leased take or add —
-/// of any context — deletes the settled rows in passing, before the background flush
-/// (20 ms) would. Ten rounds, so that a round slow enough for the flush to run first
+/// On PostgreSQL a settle is deferred to the store's next statement: the next leased take
+/// or add — of any context — deletes the settled rows in passing, before the background
+/// flush (20 ms) would. Ten rounds, so that a round slow enough for the flush to run first
 /// cannot make the test pass without the statement doing it (each round would have to
 /// be that slow). `flush` sends what is held at once.
 async fn settles_go_with_the_next_statement(store: &Sql) {
@@ -824,14 +824,6 @@ macro_rules! sql_store_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn settles_go_with_the_next_statement() {
-                let Some(store) = $make(leased("deferred")).await else {
-                    return;
-                };
-                super::settles_go_with_the_next_statement(&store).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn deferred_settles_are_flushed_in_the_background() {
                 let Some(store) = $make(leased("deferred")).await else {
                     return;
@@ -1062,6 +1054,14 @@ async fn postgres_bad_options_and_urls_are_config_errors() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_settles_go_with_the_next_statement() {
+    let Some(store) = postgres(leased("deferred")).await else {
+        return;
+    };
+    settles_go_with_the_next_statement(&store).await;
 }
 
 /// The writes of one `SqliteStore` take turns in the process instead of colliding in

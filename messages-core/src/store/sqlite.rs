@@ -364,10 +364,11 @@ struct SessionState {
 ///   never both get a message; a request's read
 ///   ([`take_leased`](MessageStore::take_leased)) marks the rows with a lease instead,
 ///   and they count as in the context again once it is up, unless the request settled.
-///   The store holds a [`settle`](MessageStore::settle) back and runs it with its next
-///   add or leased take, or alone after 20 ms; [`flush`](MessageStore::flush) runs it at
-///   once (call it at shutdown: a settle held when the process exits is lost, and its
-///   messages are shown again after the lease).
+///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
+///   one statement (each statement is a hop to the connection's thread while the others
+///   wait: a batch costs one); [`flush`](MessageStore::flush) runs them at once (call it
+///   at shutdown: a settle held when the process exits is lost, and its messages are
+///   shown again after the lease).
 /// - [`connect`](SqliteStore::connect) and [`open`](SqliteStore::open) put the
 ///   database in WAL mode (readers do not wait for the writer) with `synchronous =
 ///   NORMAL` (a committed write survives a crash of the process; the last ones may not
@@ -595,9 +596,6 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         rows: &[(i64, String)],
     ) -> std::result::Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let (seqs, tokens) = sql::settle_binds(rows);
         let encode = |e: serde_json::Error| sqlx::Error::Encode(Box::new(e));
         q(&self.statements.settle)
@@ -623,8 +621,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// An add, or a put-back with `front`, in one transaction, with the settles
-    /// `carried` (first: their rows are not in the context) and, with `sweep`, a sweep.
+    /// An add, or a put-back with `front`, in one transaction, with a sweep if `sweep`.
     /// Returns whether the session took it (it is not retired) and how many messages the
     /// cap dropped.
     async fn write_once(
@@ -633,17 +630,13 @@ impl SqliteStore {
         view: &ViewId,
         batch: Vec<(String, String)>,
         front: bool,
-        carried: &[(i64, String)],
         sweep: bool,
     ) -> std::result::Result<(bool, usize), sqlx::Error> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
-        self.settle_in(&mut tx, carried).await?;
         let (state, _) = self.states(&mut tx, session, session).await?;
         if state.retired {
-            if sweep || !carried.is_empty() {
-                if sweep {
-                    self.sweep(&mut tx).await?;
-                }
+            if sweep {
+                self.sweep(&mut tx).await?;
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;
@@ -709,14 +702,9 @@ impl SqliteStore {
         }
         let batch = sql::encode(messages)?;
         let sweep = sql::sweeps(&self.writes);
-        let carried = self.deferred.for_statement();
-        let written = self
-            .bounded_write(self.write_once(session, view, batch, front, &carried, sweep))
-            .await;
-        if written.is_err() {
-            sql::carried(self, carried, &[]);
-        }
-        let (accepted, dropped) = written?;
+        let (accepted, dropped) = self
+            .bounded_write(self.write_once(session, view, batch, front, sweep))
+            .await?;
         sql::log_write(STORE, view, accepted, dropped, self.settings.per_context);
         Ok(())
     }
@@ -745,19 +733,16 @@ impl SqliteStore {
         self.messages(&rows, view)
     }
 
-    /// A leased take, carrying the settles `carried`: three statements, each its own
-    /// transaction (the settle, the session's keep-alive, then the lease, so that a
-    /// reserve always outlives its lease; SQLite runs one writer at a time, so two takes
-    /// never both get a row).
+    /// A leased take: two statements, each its own transaction (the session's
+    /// keep-alive, then the lease, so that a reserve always outlives its lease; SQLite
+    /// runs one writer at a time, so two takes never both get a row).
     async fn take_leased_once(
         &self,
         session: &SessionKey,
         view: &ViewId,
         token: &str,
-        carried: &[(i64, String)],
     ) -> std::result::Result<Vec<SqliteRow>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        self.settle_in(&mut conn, carried).await?;
         q(&self.statements.keep_alive)
             .bind(self.namespace())
             .bind(session.as_str())
@@ -914,18 +899,12 @@ impl MessageStore for SqliteStore {
         self.messages(&rows, view)
     }
 
-    /// Marks the context's rows with a fresh lease, when it holds messages; carries the
-    /// settles deferred so far.
+    /// Marks the context's rows with a fresh lease, when it holds messages.
     async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
         let token = sql::lease_token();
-        let carried = self.deferred.for_statement();
-        let result = self
-            .bounded_write(self.take_leased_once(session, view, &token, &carried))
-            .await;
-        if result.is_err() {
-            sql::carried(self, carried, &[]);
-        }
-        let rows = result?;
+        let rows = self
+            .bounded_write(self.take_leased_once(session, view, &token))
+            .await?;
         let lease = (!rows.is_empty()).then(|| {
             sql::lease(
                 &token,
@@ -936,8 +915,8 @@ impl MessageStore for SqliteStore {
         Ok(Taken { messages, lease })
     }
 
-    /// Deferred: the settle goes with the store's next add or leased take, or alone after
-    /// 20 ms if none comes; [`flush`](MessageStore::flush) sends it now. Without a tokio
+    /// Deferred: the settles of 20 ms go in one statement; [`flush`](MessageStore::flush)
+    /// sends them now. Without a tokio
     /// runtime, or with more than 1024 rows held, it is sent at once (and on failure
     /// tried again in the background, when on a runtime, until the lease would be up; the
     /// error is still returned).
