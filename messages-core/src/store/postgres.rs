@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,9 +40,6 @@ WHERE n.nspname = current_schema() AND c.relname = ANY($1)";
 /// The lock `migrate` takes before each step: processes starting together take turns.
 const SCHEMA_LOCK: &str = r"SELECT pg_advisory_xact_lock(hashtext('messages-core schema {m}'))";
 
-/// Expired sessions a write removes at most, besides its own work.
-const SWEEP_SESSIONS: i64 = 8;
-
 /// How long `migrate` may take: creating tables may wait for locks.
 const MIGRATE_BOUND: Duration = Duration::from_secs(60);
 
@@ -53,7 +51,11 @@ const MIGRATE_BOUND: Duration = Duration::from_secs(60);
 /// index's), so it cannot deadlock with running writes, which lock both tables: a single
 /// transaction creating indexes on both did (`postgres_migrate_beside_running_writes_
 /// never_deadlocks`).
-const SCHEMA: [(&str, &str); 5] = [
+/// Rows under a read lease are found by primary key (a [`Lease`] names its rows), so no
+/// index covers `lease`: marking rows with a lease changes no indexed column, and
+/// PostgreSQL can update them in place (HOT). (Earlier versions made an index
+/// `{m}_lease`; `migrate` leaves it, and it can be dropped.)
+const SCHEMA: [(&str, &str); 4] = [
     (
         "{m}",
         r"CREATE TABLE IF NOT EXISTS {m} (
@@ -71,10 +73,6 @@ const SCHEMA: [(&str, &str); 5] = [
     (
         "{m}_context",
         "CREATE INDEX IF NOT EXISTS {m}_context ON {m} (namespace, session_key, view_id)",
-    ),
-    (
-        "{m}_lease",
-        "CREATE INDEX IF NOT EXISTS {m}_lease ON {m} (lease) WHERE lease IS NOT NULL",
     ),
     (
         "{s}",
@@ -107,10 +105,34 @@ macro_rules! unleased {
     };
 }
 
+/// Deletes the rows of deferred settles carried by a statement: sequence numbers `$n`,
+/// lease tokens `$t` (a row goes if it is in both, which is exactly the rows leased
+/// under those tokens). Rows locked by another transaction (a rotation moving them) are
+/// skipped, so that the statement never waits for them; the store sends those alone.
+macro_rules! settled {
+    ($n:literal, $t:literal) => {
+        concat!(
+            "settled AS (
+    DELETE FROM {m} WHERE seq IN (
+        SELECT seq FROM {m}
+        WHERE seq = ANY(",
+            $n,
+            "::bigint[]) AND lease = ANY(",
+            $t,
+            "::text[]) AND namespace = $1
+        ORDER BY seq FOR UPDATE SKIP LOCKED
+    )
+    RETURNING seq
+)"
+        )
+    };
+}
+
 /// An add (`$8` false) or a put-back (`$8` true) in one statement. `$1` namespace, `$2`
 /// session, `$3` view, `$4` ids, `$5` JSON bodies (ids unique, in order), `$6` idle TTL
-/// ms, `$7` cap, `$9` expired sessions and `$10` their rows to sweep at most, `$11` the
-/// live channel.
+/// ms, `$7` cap, `$9` the live channel, `$10` and `$11` deferred settles (see
+/// [`settled!`]); with [`WRITE_SWEEP`], `$12` expired sessions and `$13` their rows to
+/// sweep at most.
 ///
 /// `upserted` refreshes the session's expiry — and so locks its row: writes of one
 /// session take turns — unless it is retired. A session that had expired loses its old
@@ -120,11 +142,14 @@ macro_rules! unleased {
 /// kept: fresh ones over it are not inserted, present ones are deleted (`trimmed`; rows
 /// a concurrent take holds are skipped, it removes them anyway). Expired sessions of
 /// others are swept a bounded batch at a time: their rows, and their session rows once
-/// no row is left. Trimming and sweeping skip rows locked by others, so a write waits
-/// only for its own session's turn. When it inserted something it notifies `$11` with
-/// `<session> <view>` (delivered at commit).
+/// no row is left (one write in four sweeps: [`WRITE_SWEEP`]). Trimming and sweeping skip
+/// rows locked by others, so a write waits only for its own session's turn. When it
+/// inserted something it notifies `$9` with `<session> <view>` (delivered at commit).
+/// Rows a carried settle deletes are not in the context.
 const WRITE: &str = concat!(
-    r"WITH prior AS (
+    "WITH ",
+    settled!("$10", "$11"),
+    r", prior AS (
     SELECT expires_at > {now} AND retired_until IS NULL AS live
     FROM {s} WHERE namespace = $1 AND session_key = $2
 ), upserted AS (
@@ -148,7 +173,7 @@ const WRITE: &str = concat!(
     WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     r"
-      AND (SELECT live FROM was_live)
+      AND seq <> ALL($10::bigint[]) AND (SELECT live FROM was_live)
 ), batch AS (
     SELECT b.message_id, b.body, b.i, row_number() OVER (ORDER BY b.i DESC) AS from_end
     FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS b(message_id, body, i)
@@ -169,7 +194,7 @@ const WRITE: &str = concat!(
     ORDER BY kept.i
     RETURNING 1
 ), notified AS MATERIALIZED (
-    SELECT pg_notify($11, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify($9, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
 ), trimmed AS (
     DELETE FROM {m} WHERE seq IN (
         SELECT seq FROM {m} WHERE seq IN (
@@ -181,15 +206,29 @@ const WRITE: &str = concat!(
         FOR UPDATE SKIP LOCKED
     )
     RETURNING 1
+
+)
+SELECT (SELECT count(*) FROM upserted) AS accepted,
+       (SELECT count(*) FROM purged) AS purged,
+       (SELECT count(*) FROM trimmed) AS trimmed,
+       (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM batch) AS fresh,
+       (SELECT count(*) FROM notified) AS notified,
+       ARRAY(SELECT seq FROM settled) AS settled"
+);
+
+/// [`WRITE`] that also sweeps expired sessions of others, a bounded batch (`$12`
+/// sessions, `$13` rows): their rows, and their session rows once no row is left.
+const WRITE_SWEEP: &str = r"
 ), stale AS (
     SELECT namespace, session_key FROM {s}
     WHERE expires_at <= {now} AND NOT (namespace = $1 AND session_key = $2)
-    ORDER BY expires_at LIMIT $9
+    ORDER BY expires_at LIMIT $12
     FOR UPDATE SKIP LOCKED
 ), swept AS (
     DELETE FROM {m} WHERE seq IN (
         SELECT m.seq FROM {m} m JOIN stale USING (namespace, session_key)
-        LIMIT $10 FOR UPDATE OF m SKIP LOCKED
+        LIMIT $13 FOR UPDATE OF m SKIP LOCKED
     )
     RETURNING seq
 ), reaped AS (
@@ -201,16 +240,7 @@ const WRITE: &str = concat!(
             AND m.seq NOT IN (SELECT seq FROM swept)
       )
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM upserted) AS accepted,
-       (SELECT count(*) FROM purged) AS purged,
-       (SELECT count(*) FROM trimmed) AS trimmed,
-       (SELECT count(*) FROM inserted) AS inserted,
-       (SELECT count(*) FROM batch) AS fresh,
-       (SELECT count(*) FROM swept) AS swept,
-       (SELECT count(*) FROM reaped) AS reaped,
-       (SELECT count(*) FROM notified) AS notified"
-);
+";
 
 /// Takes a context: deletes its rows and returns them, in one statement. The rows are
 /// locked in sequence order, so concurrent takes (and other writers that lock rows in
@@ -235,32 +265,41 @@ RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
 /// afterwards every read does again (they are back, before what arrived after them).
 /// When the context holds messages, the session first lives at least `$5` ms (the idle
 /// TTL) more, so a reserve outlives its lease. The session row is locked before the
-/// message rows, as writes do.
+/// message rows, as writes do. Carries deferred settles (`$7`, `$8`: see [`settled!`]),
+/// whose rows it does not take. Returns the rows taken (`settled` false), then the
+/// sequence numbers of the rows settled (`settled` true).
 const TAKE_LEASED: &str = concat!(
-    r"WITH kept_alive AS (
+    "WITH ",
+    settled!("$7", "$8"),
+    r", kept_alive AS (
     UPDATE {s} SET expires_at = GREATEST(expires_at, {now} + $5)
     WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
       AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
-    r")
+    r" AND seq <> ALL($7::bigint[]))
     RETURNING 1
 ), picked AS (
     SELECT seq FROM {m}
     WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     r"
-      AND EXISTS (SELECT 1 FROM kept_alive)
+      AND seq <> ALL($7::bigint[]) AND EXISTS (SELECT 1 FROM kept_alive)
     ORDER BY seq FOR UPDATE
+), leased AS (
+    UPDATE {m} SET lease = $4, lease_until = {now} + $6
+    WHERE seq IN (SELECT seq FROM picked)
+    RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body
 )
-UPDATE {m} SET lease = $4, lease_until = {now} + $6
-WHERE seq IN (SELECT seq FROM picked)
-RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
+SELECT seq, ord, message_id, body, false AS settled FROM leased
+UNION ALL
+SELECT seq, NULL, NULL, NULL, true FROM settled"
 );
 
-/// Drops a lease's reserve: `$1` namespace, `$2` view, `$3` token. Not by session, so a
-/// reserve that moved with a rotation is still found.
+/// Drops leases' reserves: `$1` namespace, `$2` sequence numbers, `$3` tokens (a row goes
+/// if it is in both). By primary key, not by session, so a reserve that moved with a
+/// rotation is still found.
 const SETTLE: &str = r"DELETE FROM {m} WHERE seq IN (
-    SELECT seq FROM {m} WHERE namespace = $1 AND view_id = $2 AND lease = $3
+    SELECT seq FROM {m} WHERE seq = ANY($2::bigint[]) AND lease = ANY($3::text[]) AND namespace = $1
     ORDER BY seq FOR UPDATE
 )";
 
@@ -375,6 +414,9 @@ SELECT (SELECT count(*) FROM dead_to) AS dead_to,
        (SELECT count(*) FROM notified) AS notified"
 );
 
+/// Where [`WRITE`]'s last CTE ends: [`WRITE_SWEEP`]'s go there.
+const WRITE_END: &str = "\n)\nSELECT (SELECT count(*) FROM upserted)";
+
 /// Every statement, formatted once for the store's tables.
 #[derive(Debug)]
 struct Statements {
@@ -383,6 +425,7 @@ struct Statements {
     schema_present: sql::Sql,
     schema_lock: sql::Sql,
     write: sql::Sql,
+    write_sweep: sql::Sql,
     take: sql::Sql,
     take_leased: sql::Sql,
     settle: sql::Sql,
@@ -406,6 +449,7 @@ impl Statements {
             schema_present: f(SCHEMA_PRESENT),
             schema_lock: f(SCHEMA_LOCK),
             write: f(WRITE),
+            write_sweep: f(&WRITE.replacen(WRITE_END, &format!("{WRITE_SWEEP}{WRITE_END}"), 1)),
             take: f(TAKE),
             take_leased: f(TAKE_LEASED),
             settle: f(SETTLE),
@@ -444,8 +488,7 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 ///   `view_id` (the context), `seq` (an identity column: the database's arrival order,
 ///   never an application server's clock), `pos` (a put-back's place before the
 ///   context's first message; `NULL` means `seq`), `message_id`, `body` (the message's
-///   JSON), and `lease`, `lease_until` while a request holds it. Indexed by context and
-///   by lease.
+///   JSON), and `lease`, `lease_until` while a request holds it. Indexed by context.
 /// - `{table}_sessions`: one row per session — `expires_at` (the last write plus
 ///   [`idle_ttl`](SqlOptions::idle_ttl)) and `retired_until` (set by a rotation). Times
 ///   are milliseconds since the Unix epoch on the database's clock.
@@ -457,15 +500,20 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 ///   write if the session is retired, inserts the messages in the order given (an add
 ///   after everything, a put-back before everything), leaves out ids already in the
 ///   context, drops the oldest beyond [`per_context`](SqlOptions::per_context) (with a
-///   warning), deletes a bounded batch of expired sessions' rows (8 sessions, 256
-///   rows: no cron job needed), and notifies live streams (*Live delivery*, below).
+///   warning), and notifies live streams (*Live delivery*, below). One write in four also
+///   deletes a bounded batch of expired sessions' rows (32 sessions, 1024 rows; no cron
+///   job needed).
 /// - A take is one `DELETE … RETURNING`: two concurrent takes never both get a message.
 ///   A request's read ([`take_leased`](MessageStore::take_leased)) is one `UPDATE …
 ///   RETURNING` that marks the rows with a lease token and deadline
 ///   ([`read_lease`](SqlOptions::read_lease)) instead; committing the request deletes
-///   them ([`settle`](MessageStore::settle), one statement). Rows whose lease is up
-///   count as in the context again — before what arrived after them — so messages of a
-///   request whose process died are shown again, never lost.
+///   them ([`settle`](MessageStore::settle)): the store holds the settle back and sends
+///   it inside its next add or leased take (no statement of its own under load), or
+///   alone after 20 ms; [`flush`](MessageStore::flush) sends it at once (call it at
+///   shutdown: a settle held when the process exits is lost, and its messages shown
+///   again after the lease). Rows whose lease is up count as in the context again —
+///   before what arrived after them — so messages of a request whose process died are
+///   shown again, never lost.
 /// - Reads (`peek`, `count`, `pending_views`) are one `SELECT`; `discard` and
 ///   `clear_session` one `DELETE`.
 /// - [`rotate`](MessageStore::rotate) is a transaction of two statements (four round
@@ -541,6 +589,10 @@ pub struct PostgresStore {
     statements: Arc<Statements>,
     /// The live channel, `{table}_live`, its hub and listener (shared by clones).
     feed: Arc<live::Feed>,
+    /// Settles held back for the next statement (shared by clones).
+    deferred: Arc<sql::Deferred>,
+    /// Writes so far (shared by clones): one in four sweeps.
+    writes: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -599,6 +651,8 @@ impl PostgresStore {
             statements: Arc::new(Statements::new(&settings)),
             settings: Arc::new(settings),
             pool,
+            deferred: Arc::default(),
+            writes: Arc::default(),
         }
     }
 
@@ -662,7 +716,8 @@ impl PostgresStore {
         &self.settings.namespace
     }
 
-    /// Runs `WRITE`: an add, or a put-back with `front`.
+    /// Runs `WRITE` (or `WRITE_SWEEP`): an add, or a put-back with `front`, carrying the
+    /// deferred settles.
     async fn write(
         &self,
         session: &SessionKey,
@@ -674,7 +729,15 @@ impl PostgresStore {
             return Ok(());
         }
         let (ids, bodies): (Vec<String>, Vec<String>) = sql::encode(messages)?.into_iter().unzip();
-        let query = q(&self.statements.write)
+        let sweep = sql::sweeps(&self.writes);
+        let statement = if sweep {
+            &self.statements.write_sweep
+        } else {
+            &self.statements.write
+        };
+        let carried = self.deferred.for_statement();
+        let (seqs, tokens) = sql::settle_binds(&carried);
+        let mut query = q(statement)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
@@ -683,10 +746,21 @@ impl PostgresStore {
             .bind(self.settings.ttl_ms)
             .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
             .bind(front)
-            .bind(SWEEP_SESSIONS)
-            .bind(sql::SWEEP_ROWS)
-            .bind(self.feed.channel());
-        let row = self.bounded(query.fetch_one(&self.pool)).await?;
+            .bind(self.feed.channel())
+            .bind(seqs)
+            .bind(tokens);
+        if sweep {
+            query = query.bind(sql::SWEEP_SESSIONS).bind(sql::SWEEP_ROWS);
+        }
+        let row = match self.bounded(query.fetch_one(&self.pool)).await {
+            Ok(row) => row,
+            Err(e) => {
+                sql::carried(self, carried, &[]);
+                return Err(e);
+            }
+        };
+        let settled: Vec<i64> = row.try_get("settled").unwrap_or_default();
+        sql::carried(self, carried, &settled);
         let count = |name: &str| -> Result<usize> {
             let n: i64 = row.try_get(name).map_err(|e| sql::unavailable(STORE, e))?;
             Ok(usize::try_from(n).unwrap_or(0))
@@ -697,24 +771,31 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Sends settles alone: deletes the rows `(seq, token)`.
+    async fn settle_alone(&self, rows: Vec<(i64, String)>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (seqs, tokens) = sql::settle_binds(&rows);
+        let query = q(&self.statements.settle)
+            .bind(self.namespace())
+            .bind(seqs)
+            .bind(tokens);
+        self.bounded(query.execute(&self.pool)).await?;
+        Ok(())
+    }
+
     /// Runs a statement returning a context's rows, and makes them its messages.
     async fn rows(
         &self,
         statement: &sql::Sql,
         session: &SessionKey,
         view: &ViewId,
-        lease: Option<&str>,
     ) -> Result<Vec<Message>> {
-        let mut query = q(statement)
+        let query = q(statement)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str());
-        if let Some(token) = lease {
-            query = query
-                .bind(token)
-                .bind(self.settings.ttl_ms)
-                .bind(self.settings.lease_ms);
-        }
         let rows = self.bounded(query.fetch_all(&self.pool)).await?;
         let rows = rows
             .iter()
@@ -724,13 +805,50 @@ impl PostgresStore {
         Ok(sql::deliver(STORE, rows, self.settings.per_context, view))
     }
 
-    async fn settle_once(&self, view: &ViewId, lease: &Lease) -> Result<()> {
-        let query = q(&self.statements.settle)
+    /// Runs `TAKE_LEASED` with the lease token `token`, carrying the deferred settles:
+    /// the context's rows taken.
+    async fn take_leased_rows(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        token: &str,
+    ) -> Result<Vec<StoredRow>> {
+        let carried = self.deferred.for_statement();
+        let (seqs, tokens) = sql::settle_binds(&carried);
+        let query = q(&self.statements.take_leased)
             .bind(self.namespace())
+            .bind(session.as_str())
             .bind(view.as_str())
-            .bind(lease.token());
-        self.bounded(query.execute(&self.pool)).await?;
-        Ok(())
+            .bind(token)
+            .bind(self.settings.ttl_ms)
+            .bind(self.settings.lease_ms)
+            .bind(seqs)
+            .bind(tokens);
+        let rows = match self.bounded(query.fetch_all(&self.pool)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                sql::carried(self, carried, &[]);
+                return Err(e);
+            }
+        };
+        let mut context = Vec::with_capacity(rows.len());
+        let mut settled = Vec::new();
+        let mut bad = None;
+        for row in &rows {
+            let result = match row.try_get::<bool, _>(4) {
+                Ok(true) => row.try_get::<i64, _>(0).map(|seq| settled.push(seq)),
+                Ok(false) => stored(row).map(|r| context.push(r)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                bad.get_or_insert(e);
+            }
+        }
+        sql::carried(self, carried, &settled);
+        match bad {
+            Some(e) => Err(sql::unavailable(STORE, e)),
+            None => Ok(context),
+        }
     }
 
     /// The rotation's transaction; see [`ROTATE_LOCK`] and [`ROTATE_MOVE`].
@@ -780,6 +898,22 @@ impl PostgresStore {
     }
 }
 
+impl sql::Settling for PostgresStore {
+    const STORE: &'static str = STORE;
+
+    fn deferred(&self) -> &sql::Deferred {
+        &self.deferred
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.settings.lease_ms
+    }
+
+    fn settle_rows(&self, rows: Vec<(i64, String)>) -> impl Future<Output = Result<()>> + Send {
+        self.settle_alone(rows)
+    }
+}
+
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn add_all(
@@ -803,38 +937,36 @@ impl MessageStore for PostgresStore {
     }
 
     async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
-        self.rows(&self.statements.take, session, view, None).await
+        self.rows(&self.statements.take, session, view).await
     }
 
-    /// Marks the context's rows with a fresh lease, when it holds messages.
+    /// Marks the context's rows with a fresh lease, when it holds messages; carries the
+    /// settles deferred so far.
     async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
         let token = sql::lease_token();
-        let messages = self
-            .rows(&self.statements.take_leased, session, view, Some(&token))
-            .await?;
-        let lease = (!messages.is_empty()).then(|| Lease::new(token));
+        let rows = self.take_leased_rows(session, view, &token).await?;
+        let lease = (!rows.is_empty()).then(|| sql::lease(&token, rows.iter().map(|r| r.seq)));
+        let messages = sql::deliver(STORE, rows, self.settings.per_context, view);
         Ok(Taken { messages, lease })
     }
 
-    /// On failure, also tries again in the background (when on a tokio runtime) until
-    /// the lease would be up; the error is still returned.
+    /// Deferred: the settle goes with the store's next statement (a write or a leased
+    /// take), or alone after 20 ms if none comes; [`flush`](MessageStore::flush) sends it
+    /// now. Without a tokio runtime, or with more than 1024 rows held, it is sent at once
+    /// (and on failure tried again in the background, when on a runtime, until the lease
+    /// would be up; the error is still returned).
     async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
         let _ = session;
-        let result = self.settle_once(view, &lease).await;
-        if result.is_err()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (store, view) = (self.clone(), view.clone());
-            runtime.spawn(async move {
-                let lease_ms = store.settings.lease_ms;
-                sql::settle_later(lease_ms, &view, || store.settle_once(&view, &lease)).await;
-            });
-        }
-        result
+        sql::settle(self, view, &lease).await
+    }
+
+    /// Sends the deferred settles now.
+    async fn flush(&self) -> Result<()> {
+        sql::flush(self).await
     }
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
-        self.rows(&self.statements.peek, session, view, None).await
+        self.rows(&self.statements.peek, session, view).await
     }
 
     /// Distinct messages, at most the per-context cap (as a read would return).
@@ -895,5 +1027,24 @@ impl MessageStore for PostgresStore {
     /// (see [`PostgresStore`]'s *Live delivery*).
     fn watch(&self, session: &SessionKey, view: &ViewId) -> Option<crate::live::Watch> {
         self.feed.watch(&self.pool, &self.settings, session, view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn one_write_statement_sweeps_and_the_other_does_not() {
+        let settings = Settings::check(SqlOptions::default(), STORE).unwrap();
+        let statements = Statements::new(&settings);
+        assert!(!statements.write.contains("stale AS"));
+        assert!(statements.write_sweep.contains("stale AS"));
+        assert!(statements.write_sweep.contains("$13"));
+        let both = |s: &str| s.contains("settled AS") && s.contains("$10") && s.contains("$11");
+        assert!(both(&statements.write) && both(&statements.write_sweep));
+        assert!(statements.take_leased.contains("settled AS"));
     }
 }

@@ -10,7 +10,8 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::{Error, Message, MessageId, Result, ViewId};
@@ -25,8 +26,18 @@ const MAX_TTL_MS: u64 = 1 << 40;
 /// Largest per-context cap.
 const MAX_PER_CONTEXT: usize = 1 << 40;
 
-/// Rows of expired sessions a write removes at most.
-pub(super) const SWEEP_ROWS: i64 = 256;
+/// One write in this many (per store, clones together) also sweeps expired sessions.
+const SWEEP_EVERY: i64 = 4;
+/// Expired sessions a sweeping write removes at most: 8 per write on average, so that
+/// sessions cannot expire faster than writes remove them (a write makes one at most).
+pub(super) const SWEEP_SESSIONS: i64 = 8 * SWEEP_EVERY;
+/// Rows of expired sessions a sweeping write removes at most (256 per write on average).
+pub(super) const SWEEP_ROWS: i64 = 256 * SWEEP_EVERY;
+
+/// How long a deferred settle waits for a statement to go with before it is sent alone.
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Most rows whose settles are held back; a settle beyond is sent at once with them.
+const MAX_DEFERRED_ROWS: usize = 1024;
 
 /// Settings of a [`PostgresStore`](crate::PostgresStore) or a
 /// [`SqliteStore`](crate::SqliteStore).
@@ -194,8 +205,11 @@ where
 
 /// Tries a failed settle again, backing off from 100 ms to 2 s, until the lease would be
 /// up (counted from now: a late settle finds nothing to drop and does no harm).
-pub(super) async fn settle_later<F, Fut>(lease_ms: i64, view: &ViewId, mut settle: F)
-where
+pub(super) async fn settle_later<F, Fut>(
+    lease_ms: i64,
+    view: &(impl fmt::Display + ?Sized),
+    mut settle: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<()>>,
 {
@@ -218,6 +232,212 @@ where
 /// A fresh lease token: 128 random bits in hex, as message ids.
 pub(super) fn lease_token() -> String {
     MessageId::new().to_string()
+}
+
+/// The [`Lease`](super::Lease) of rows taken under `token`: the token, `:` and the rows'
+/// sequence numbers, so that a settle finds them by primary key.
+pub(super) fn lease(token: &str, seqs: impl IntoIterator<Item = i64>) -> super::Lease {
+    let seqs: Vec<String> = seqs.into_iter().map(|s| s.to_string()).collect();
+    super::Lease::new(format!("{token}:{}", seqs.join(",")))
+}
+
+/// The rows a [`Lease`](super::Lease) of [`lease`] names: `(seq, token)` each; `None` for a
+/// token this store did not make.
+pub(super) fn leased_rows(lease: &super::Lease) -> Option<Vec<(i64, String)>> {
+    let (token, seqs) = lease.token().split_once(':')?;
+    if token.is_empty() || seqs.is_empty() {
+        return None;
+    }
+    seqs.split(',')
+        .map(|s| s.parse::<i64>().ok().map(|seq| (seq, token.to_owned())))
+        .collect()
+}
+
+/// Whether this write is one of those that sweep expired sessions: the first of a store,
+/// then one in [`SWEEP_EVERY`].
+pub(super) fn sweeps(writes: &AtomicU64) -> bool {
+    writes
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(SWEEP_EVERY.unsigned_abs())
+}
+
+/// Settles of read leases held back to go with the store's next statement: the rows as
+/// `(seq, token)`. A statement that carries them deletes those it can; what it could not
+/// (rows locked by another transaction), and what no statement carried within
+/// [`FLUSH_AFTER`], a background task sends alone.
+#[derive(Debug, Default)]
+pub(super) struct Deferred {
+    /// Settles for the next statement.
+    fold: Mutex<Vec<(i64, String)>>,
+    /// Settles to send alone (a statement could not).
+    alone: Mutex<Vec<(i64, String)>>,
+    /// Whether a background flush is scheduled.
+    armed: AtomicBool,
+}
+
+impl Deferred {
+    /// Holds `rows` to settle; returns them back when too many are held, to send now
+    /// (with everything held).
+    pub(super) fn defer(&self, rows: Vec<(i64, String)>) -> Option<Vec<(i64, String)>> {
+        let mut fold = lock(&self.fold);
+        fold.extend(rows);
+        if fold.len() >= MAX_DEFERRED_ROWS {
+            drop(fold);
+            return Some(self.all());
+        }
+        None
+    }
+
+    /// The settles for a statement to carry.
+    pub(super) fn for_statement(&self) -> Vec<(i64, String)> {
+        std::mem::take(&mut *lock(&self.fold))
+    }
+
+    /// After a statement carried `carried`: those whose sequence number is not in
+    /// `settled` are to be sent alone. Returns whether there are such.
+    pub(super) fn carried(&self, carried: Vec<(i64, String)>, settled: &[i64]) -> bool {
+        if carried.is_empty() {
+            return false;
+        }
+        let settled: HashSet<i64> = settled.iter().copied().collect();
+        let left: Vec<_> = carried
+            .into_iter()
+            .filter(|(seq, _)| !settled.contains(seq))
+            .collect();
+        let any = !left.is_empty();
+        if any {
+            lock(&self.alone).extend(left);
+        }
+        any
+    }
+
+    /// Everything held, to send alone.
+    pub(super) fn all(&self) -> Vec<(i64, String)> {
+        let mut rows = std::mem::take(&mut *lock(&self.alone));
+        rows.append(&mut lock(&self.fold));
+        rows
+    }
+
+    /// Whether a background flush should be started now: none is scheduled.
+    pub(super) fn arm(&self) -> bool {
+        !self.armed.swap(true, Ordering::AcqRel)
+    }
+
+    /// The store's background flush: after [`FLUSH_AFTER`], sends what is held (with
+    /// `send`); if that fails, retries as [`settle_later`] does. A settle deferred after
+    /// it took the list arms another.
+    pub(super) async fn flush_later<F, Fut>(&self, lease_ms: i64, send: F)
+    where
+        F: Fn(Vec<(i64, String)>) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        tokio::time::sleep(FLUSH_AFTER).await;
+        self.armed.store(false, Ordering::Release);
+        let rows = self.all();
+        if !rows.is_empty() && send(rows.clone()).await.is_err() {
+            settle_later(lease_ms, &"(deferred settles)", || send(rows.clone())).await;
+        }
+    }
+}
+
+/// A store that defers its settles: what [`settle`], [`flush`] and [`carried`] need.
+pub(super) trait Settling: Clone + Send + Sync + 'static {
+    /// The store's name, for logs.
+    const STORE: &'static str;
+    /// The settles it holds back.
+    fn deferred(&self) -> &Deferred;
+    /// Its read lease, in ms.
+    fn lease_ms(&self) -> i64;
+    /// Sends settles alone: deletes the rows `(seq, token)`.
+    fn settle_rows(&self, rows: Vec<(i64, String)>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// [`MessageStore::settle`](crate::MessageStore::settle) for a [`Settling`] store: held
+/// for its next statement, or alone after [`FLUSH_AFTER`]. Without a tokio runtime, or
+/// with [`MAX_DEFERRED_ROWS`] held, sent at once (and on failure tried again in the
+/// background, when on a runtime, until the lease would be up; the error is returned).
+pub(super) async fn settle<S: Settling>(
+    store: &S,
+    view: &ViewId,
+    lease: &super::Lease,
+) -> Result<()> {
+    let Some(rows) = leased_rows(lease) else {
+        tracing::warn!(view = %view, store = S::STORE, "messages: a lease this store did not make is ignored");
+        return Ok(());
+    };
+    let now = if tokio::runtime::Handle::try_current().is_ok() {
+        let now = store.deferred().defer(rows);
+        if now.is_none() {
+            flush_later(store);
+        }
+        now
+    } else {
+        Some(rows)
+    };
+    let Some(rows) = now else {
+        return Ok(());
+    };
+    let result = store.settle_rows(rows.clone()).await;
+    if result.is_err()
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        let (store, view) = (store.clone(), view.clone());
+        runtime.spawn(async move {
+            let lease_ms = store.lease_ms();
+            settle_later(lease_ms, &view, || store.settle_rows(rows.clone())).await;
+        });
+    }
+    result
+}
+
+/// [`MessageStore::flush`](crate::MessageStore::flush) for a [`Settling`] store: sends
+/// what it holds; on failure leaves it to the background flush.
+pub(super) async fn flush<S: Settling>(store: &S) -> Result<()> {
+    let rows = store.deferred().all();
+    let result = store.settle_rows(rows.clone()).await;
+    if result.is_err() {
+        carried(store, rows, &[]);
+    }
+    result
+}
+
+/// After a statement carried deferred settles `carried`: those not `settled` (all, if the
+/// statement failed) are sent alone by the background flush.
+pub(super) fn carried<S: Settling>(store: &S, carried: Vec<(i64, String)>, settled: &[i64]) {
+    if store.deferred().carried(carried, settled) {
+        flush_later(store);
+    }
+}
+
+/// Starts the store's background flush of deferred settles, unless one is scheduled or
+/// there is no tokio runtime.
+fn flush_later<S: Settling>(store: &S) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current()
+        && store.deferred().arm()
+    {
+        let store = store.clone();
+        runtime.spawn(async move {
+            let lease_ms = store.lease_ms();
+            store
+                .deferred()
+                .flush_later(lease_ms, |rows| store.settle_rows(rows))
+                .await;
+        });
+    }
+}
+
+/// A mutex's value, even if a thread panicked holding it (the lists stay valid).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Splits rows to settle into bind arrays.
+pub(super) fn settle_binds(rows: &[(i64, String)]) -> (Vec<i64>, Vec<String>) {
+    let seqs = rows.iter().map(|(s, _)| *s).collect();
+    let mut tokens: Vec<String> = rows.iter().map(|(_, t)| t.clone()).collect();
+    tokens.sort();
+    tokens.dedup();
+    (seqs, tokens)
 }
 
 /// One stored message: its row's sequence number (the database's arrival order), its
@@ -372,6 +592,66 @@ mod tests {
         assert_eq!(got, [b.clone(), a.clone(), c.clone()]);
         let got = deliver("test", rows, 3, &ViewId::from_static("v"));
         assert_eq!(got, [a, c], "the newest three rows, one of them junk");
+    }
+
+    #[test]
+    fn leases_name_their_rows() {
+        let lease = lease("abc", [7, 3, 12]);
+        assert_eq!(lease.token(), "abc:7,3,12");
+        let rows = leased_rows(&lease).unwrap();
+        assert_eq!(
+            rows,
+            [(7, "abc".to_owned()), (3, "abc".into()), (12, "abc".into())]
+        );
+        for foreign in ["abc", "abc:", ":1", "abc:1,x", "abc:1,,2"] {
+            assert_eq!(
+                leased_rows(&super::super::Lease::new(foreign)),
+                None,
+                "{foreign}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_write_in_four_sweeps_starting_with_the_first() {
+        let writes = AtomicU64::new(0);
+        let pattern: Vec<bool> = (0..8).map(|_| sweeps(&writes)).collect();
+        assert_eq!(
+            pattern,
+            [true, false, false, false, true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn deferred_settles_go_to_a_statement_or_alone() {
+        let deferred = Deferred::default();
+        let row = |seq: i64| (seq, format!("t{seq}"));
+        assert_eq!(deferred.defer(vec![row(1), row(2)]), None);
+        assert!(deferred.arm(), "the first settle arms the flush");
+        assert!(!deferred.arm(), "once");
+        let carried = deferred.for_statement();
+        assert_eq!(carried, [row(1), row(2)]);
+        assert!(deferred.for_statement().is_empty(), "carried once");
+        // Row 2 was locked elsewhere: it is sent alone.
+        assert!(deferred.carried(carried, &[1]));
+        assert!(deferred.for_statement().is_empty());
+        assert_eq!(deferred.all(), [row(2)]);
+        assert!(!deferred.carried(vec![row(3)], &[3]));
+        assert!(deferred.all().is_empty());
+        // Too many held: all go now.
+        let many: Vec<_> = (0..i64::try_from(MAX_DEFERRED_ROWS).unwrap())
+            .map(row)
+            .collect();
+        assert_eq!(
+            deferred.defer(many).map(|rows| rows.len()),
+            Some(MAX_DEFERRED_ROWS)
+        );
+        assert!(deferred.all().is_empty());
+        let (seqs, tokens) = settle_binds(&[(1, "b".into()), (2, "a".into()), (3, "b".into())]);
+        assert_eq!(
+            (seqs, tokens),
+            (vec![1, 2, 3], vec!["a".to_owned(), "b".into()])
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
@@ -43,7 +44,6 @@ CREATE TABLE IF NOT EXISTS {m} (
     lease_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS {m}_context ON {m} (namespace, session_key, view_id);
-CREATE INDEX IF NOT EXISTS {m}_lease ON {m} (lease) WHERE lease IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {s} (
     namespace     TEXT    NOT NULL,
     session_key   TEXT    NOT NULL,
@@ -106,6 +106,13 @@ SELECT $1, $2, $3, value ->> 2, value ->> 0, value ->> 1 FROM json_each($4) ORDE
 /// Deletes the rows whose sequence numbers are in `$1`, a JSON array.
 const DELETE_ROWS: &str = "DELETE FROM {m} WHERE seq IN (SELECT value FROM json_each($1))";
 
+/// Drops leases' reserves: `$1` namespace, `$2` sequence numbers and `$3` tokens (JSON
+/// arrays; a row goes if it is in both, which is exactly the rows leased under those
+/// tokens). By primary key, not by session: a reserve that moved with a rotation is
+/// still found.
+const SETTLE: &str = r"DELETE FROM {m} WHERE seq IN (SELECT value FROM json_each($2))
+AND lease IN (SELECT value FROM json_each($3)) AND namespace = $1";
+
 /// Deletes at most `$1` rows of expired sessions.
 const SWEEP: &str = r"DELETE FROM {m} WHERE seq IN (
     SELECT m.seq FROM {s} s JOIN {m} m ON m.namespace = s.namespace AND m.session_key = s.session_key
@@ -141,13 +148,15 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
 );
 
-/// Makes a session live at least `$3` ms more (a reserve outlives its lease).
-const KEEP_ALIVE: &str = r"UPDATE {s} SET expires_at = max(expires_at, {now} + $3)
-WHERE namespace = $1 AND session_key = $2";
-
-/// Drops a lease's reserve: `$1` namespace, `$2` view, `$3` token (not by session: a
-/// reserve that moved with a rotation is still found).
-const SETTLE: &str = "DELETE FROM {m} WHERE namespace = $1 AND view_id = $2 AND lease = $3";
+/// Makes a live session (`$1`, `$2`) live at least `$3` ms more, when its context `$4`
+/// holds messages: run before [`LEASE`], so that a reserve outlives its lease.
+const KEEP_ALIVE: &str = concat!(
+    r"UPDATE {s} SET expires_at = max(expires_at, {now} + $3)
+WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
+  AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $4 AND ",
+    unleased!(),
+    ")"
+);
 
 const PEEK: &str = concat!(
     r"SELECT seq, COALESCE(pos, seq) AS ord, message_id, body FROM {m}
@@ -346,13 +355,20 @@ struct SessionState {
 /// arrival order, never the application's clock) and `{table}_sessions` with each
 /// session's expiry and retirement, created by [`migrate`](SqliteStore::migrate).
 ///
-/// - SQLite runs one writer at a time. Each write is a transaction begun with `BEGIN
-///   IMMEDIATE` (an add: read the session, refresh it, read the context, insert, trim to
-///   [`per_context`](SqlOptions::per_context), sweep a bounded batch of expired rows);
-///   other writers wait up to the busy timeout. A take is one `DELETE … RETURNING`, so
-///   two takes never both get a message; a request's read
+/// - SQLite runs one writer at a time. The writes of one store (clones together) take
+///   turns in the process, in order; those of other processes wait up to the busy
+///   timeout. An add is a transaction begun with `BEGIN IMMEDIATE` (read the session,
+///   refresh it, read the context, insert, trim to
+///   [`per_context`](SqlOptions::per_context); one add in four also sweeps a bounded
+///   batch of expired sessions' rows). A take is one `DELETE … RETURNING`, so two takes
+///   never both get a message; a request's read
 ///   ([`take_leased`](MessageStore::take_leased)) marks the rows with a lease instead,
 ///   and they count as in the context again once it is up, unless the request settled.
+///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
+///   one statement (each statement is a hop to the connection's thread while the others
+///   wait: a batch costs one); [`flush`](MessageStore::flush) runs them at once (call it
+///   at shutdown: a settle held when the process exits is lost, and its messages are
+///   shown again after the lease).
 /// - [`connect`](SqliteStore::connect) and [`open`](SqliteStore::open) put the
 ///   database in WAL mode (readers do not wait for the writer) with `synchronous =
 ///   NORMAL` (a committed write survives a crash of the process; the last ones may not
@@ -379,6 +395,13 @@ pub struct SqliteStore {
     pool: SqlitePool,
     settings: Arc<Settings>,
     statements: Arc<Statements>,
+    /// Held by each write of this store (clones together): they queue here in turn,
+    /// instead of in SQLite's busy handler, which sleeps between tries.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Settles held back for the next write (shared by clones).
+    deferred: Arc<sql::Deferred>,
+    /// Writes so far (shared by clones): one in four sweeps.
+    writes: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -455,6 +478,9 @@ impl SqliteStore {
             statements: Arc::new(Statements::new(&settings)),
             settings: Arc::new(settings),
             pool,
+            gate: Arc::default(),
+            deferred: Arc::default(),
+            writes: Arc::default(),
         }
     }
 
@@ -488,6 +514,19 @@ impl SqliteStore {
         op: impl Future<Output = std::result::Result<T, sqlx::Error>>,
     ) -> Result<T> {
         sql::bounded(STORE, self.settings.time_bound, op).await
+    }
+
+    /// [`bounded`](SqliteStore::bounded), for a write: it first waits for its turn at the
+    /// store's gate (within the bound).
+    async fn bounded_write<T>(
+        &self,
+        op: impl Future<Output = std::result::Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        self.bounded(async {
+            let _turn = self.gate.lock().await;
+            op.await
+        })
+        .await
     }
 
     fn namespace(&self) -> &str {
@@ -551,6 +590,23 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Deletes the rows of settles `(seq, token)`.
+    async fn settle_in(
+        &self,
+        conn: &mut SqliteConnection,
+        rows: &[(i64, String)],
+    ) -> std::result::Result<(), sqlx::Error> {
+        let (seqs, tokens) = sql::settle_binds(rows);
+        let encode = |e: serde_json::Error| sqlx::Error::Encode(Box::new(e));
+        q(&self.statements.settle)
+            .bind(self.namespace())
+            .bind(serde_json::to_string(&seqs).map_err(encode)?)
+            .bind(serde_json::to_string(&tokens).map_err(encode)?)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a bounded batch of expired sessions' rows, then of expired sessions with
     /// no rows left.
     async fn sweep(&self, conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
@@ -565,19 +621,26 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// An add, or a put-back with `front`, in one transaction. Returns whether the
-    /// session took it (it is not retired) and how many messages the cap dropped.
+    /// An add, or a put-back with `front`, in one transaction, with a sweep if `sweep`.
+    /// Returns whether the session took it (it is not retired) and how many messages the
+    /// cap dropped.
     async fn write_once(
         &self,
         session: &SessionKey,
         view: &ViewId,
         batch: Vec<(String, String)>,
         front: bool,
+        sweep: bool,
     ) -> std::result::Result<(bool, usize), sqlx::Error> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
         let (state, _) = self.states(&mut tx, session, session).await?;
         if state.retired {
-            tx.rollback().await?;
+            if sweep {
+                self.sweep(&mut tx).await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
             return Ok((false, 0));
         }
         if !state.live {
@@ -620,7 +683,9 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        self.sweep(&mut tx).await?;
+        if sweep {
+            self.sweep(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok((true, plan.dropped))
     }
@@ -636,8 +701,9 @@ impl SqliteStore {
             return Ok(());
         }
         let batch = sql::encode(messages)?;
+        let sweep = sql::sweeps(&self.writes);
         let (accepted, dropped) = self
-            .bounded(self.write_once(session, view, batch, front))
+            .bounded_write(self.write_once(session, view, batch, front, sweep))
             .await?;
         sql::log_write(STORE, view, accepted, dropped, self.settings.per_context);
         Ok(())
@@ -667,40 +733,43 @@ impl SqliteStore {
         self.messages(&rows, view)
     }
 
+    /// A leased take: two statements, each its own transaction (the session's
+    /// keep-alive, then the lease, so that a reserve always outlives its lease; SQLite
+    /// runs one writer at a time, so two takes never both get a row).
     async fn take_leased_once(
         &self,
         session: &SessionKey,
         view: &ViewId,
         token: &str,
     ) -> std::result::Result<Vec<SqliteRow>, sqlx::Error> {
-        let mut tx = self.pool.begin_with(BEGIN).await?;
-        let rows = q(&self.statements.lease)
+        let mut conn = self.pool.acquire().await?;
+        q(&self.statements.keep_alive)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(self.settings.ttl_ms)
+            .bind(view.as_str())
+            .execute(&mut *conn)
+            .await?;
+        q(&self.statements.lease)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(token)
             .bind(self.settings.lease_ms)
-            .fetch_all(&mut *tx)
-            .await?;
-        if !rows.is_empty() {
-            q(&self.statements.keep_alive)
-                .bind(self.namespace())
-                .bind(session.as_str())
-                .bind(self.settings.ttl_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(rows)
+            .fetch_all(&mut *conn)
+            .await
     }
 
-    async fn settle_once(&self, view: &ViewId, lease: &Lease) -> Result<()> {
-        let query = q(&self.statements.settle)
-            .bind(self.namespace())
-            .bind(view.as_str())
-            .bind(lease.token());
-        self.bounded(query.execute(&self.pool)).await?;
-        Ok(())
+    /// Sends settles alone: deletes the rows `(seq, token)`.
+    async fn settle_alone(&self, rows: Vec<(i64, String)>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.bounded_write(async {
+            let mut conn = self.pool.acquire().await?;
+            self.settle_in(&mut conn, &rows).await
+        })
+        .await
     }
 
     /// The rotation's transaction: see [`MessageStore::rotate`] below.
@@ -709,6 +778,7 @@ impl SqliteStore {
         from: &SessionKey,
         to: &SessionKey,
     ) -> std::result::Result<(), sqlx::Error> {
+        let _turn = self.gate.lock().await;
         let mut tx = self.pool.begin_with(BEGIN).await?;
         let (from_state, to_state) = self.states(&mut tx, from, to).await?;
         if !to_state.live {
@@ -782,6 +852,22 @@ impl SqliteStore {
     }
 }
 
+impl sql::Settling for SqliteStore {
+    const STORE: &'static str = STORE;
+
+    fn deferred(&self) -> &sql::Deferred {
+        &self.deferred
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.settings.lease_ms
+    }
+
+    fn settle_rows(&self, rows: Vec<(i64, String)>) -> impl Future<Output = Result<()>> + Send {
+        self.settle_alone(rows)
+    }
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn add_all(
@@ -805,35 +891,43 @@ impl MessageStore for SqliteStore {
     }
 
     async fn take(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
-        self.read(&self.statements.take, session, view).await
+        let query = q(&self.statements.take)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str());
+        let rows = self.bounded_write(query.fetch_all(&self.pool)).await?;
+        self.messages(&rows, view)
     }
 
     /// Marks the context's rows with a fresh lease, when it holds messages.
     async fn take_leased(&self, session: &SessionKey, view: &ViewId) -> Result<Taken> {
         let token = sql::lease_token();
         let rows = self
-            .bounded(self.take_leased_once(session, view, &token))
+            .bounded_write(self.take_leased_once(session, view, &token))
             .await?;
+        let lease = (!rows.is_empty()).then(|| {
+            sql::lease(
+                &token,
+                rows.iter().filter_map(|r| r.try_get::<i64, _>(0).ok()),
+            )
+        });
         let messages = self.messages(&rows, view)?;
-        let lease = (!messages.is_empty()).then(|| Lease::new(token));
         Ok(Taken { messages, lease })
     }
 
-    /// On failure, also tries again in the background (when on a tokio runtime) until
-    /// the lease would be up; the error is still returned.
+    /// Deferred: the settles of 20 ms go in one statement; [`flush`](MessageStore::flush)
+    /// sends them now. Without a tokio
+    /// runtime, or with more than 1024 rows held, it is sent at once (and on failure
+    /// tried again in the background, when on a runtime, until the lease would be up; the
+    /// error is still returned).
     async fn settle(&self, session: &SessionKey, view: &ViewId, lease: Lease) -> Result<()> {
         let _ = session;
-        let result = self.settle_once(view, &lease).await;
-        if result.is_err()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (store, view) = (self.clone(), view.clone());
-            runtime.spawn(async move {
-                let lease_ms = store.settings.lease_ms;
-                sql::settle_later(lease_ms, &view, || store.settle_once(&view, &lease)).await;
-            });
-        }
-        result
+        sql::settle(self, view, &lease).await
+    }
+
+    /// Sends the deferred settles now.
+    async fn flush(&self) -> Result<()> {
+        sql::flush(self).await
     }
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
@@ -858,7 +952,7 @@ impl MessageStore for SqliteStore {
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str());
-        self.bounded(query.execute(&self.pool)).await?;
+        self.bounded_write(query.execute(&self.pool)).await?;
         Ok(())
     }
 
@@ -866,7 +960,7 @@ impl MessageStore for SqliteStore {
         let query = q(&self.statements.purge_session)
             .bind(self.namespace())
             .bind(session.as_str());
-        self.bounded(query.execute(&self.pool)).await?;
+        self.bounded_write(query.execute(&self.pool)).await?;
         Ok(())
     }
 
