@@ -425,8 +425,9 @@ impl Row {
     /// regression guard of the counts the tables report.
     ///
     /// - ours on a server store: the POST's add and the GET's take, and the settle of the
-    ///   read lease on a store that leases reads (Redis, PostgreSQL, SQLite); nothing for
-    ///   a page that does not ask for messages;
+    ///   read lease on a store that leases reads (Redis, PostgreSQL, SQLite: a call the
+    ///   store holds back and sends with its next command, so not a round trip of its
+    ///   own under load); nothing for a page that does not ask for messages;
     /// - ours with the fallback: nothing while the message fits the cookie;
     /// - axum-messages: a load and a save of the session per request of a pair, a load
     ///   per plain GET;

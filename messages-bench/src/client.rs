@@ -78,6 +78,8 @@ pub struct Sample {
     pub set_cookie_bytes: u64,
     /// Calls to the row's server store, if it has one.
     pub store_calls: Option<usize>,
+    /// Round trips our `RedisStore` sent, on our Redis rows.
+    pub round_trips: Option<u64>,
     /// CPU time of the server threads, the client threads and the row's database.
     #[serde(skip)]
     pub cpu: Option<CpuTimes>,
@@ -308,15 +310,9 @@ pub async fn measure(app: &App, cell: Cell) -> Result<Sample, BenchError> {
     sample.store_calls = calls_before
         .zip(app.store_calls())
         .map(|(before, after)| after - before);
-    if let Some((before, after)) = round_trips_before.zip(app.redis_round_trips()) {
-        // Not a column of the table: reported beside it, for the Redis rows.
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        let per_request = (after - before) as f64 / sample.requests.max(1) as f64;
-        eprintln!(
-            "{:?} ×{concurrency} {:?}: {per_request:.2} redis round trips per request",
-            app.row, cell.workload,
-        );
-    }
+    sample.round_trips = round_trips_before
+        .zip(app.redis_round_trips())
+        .map(|(before, after)| after - before);
     drop(clients);
     // A broken warm-up counts too: it is the same contract.
     sample.failures += warm.failures;

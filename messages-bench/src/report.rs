@@ -25,6 +25,9 @@ pub struct Metrics {
     pub set_cookie_bytes: f64,
     /// Server-store calls per request; `None` without a server store.
     pub store_calls: Option<f64>,
+    /// Round trips to Redis per request, for our Redis rows (`RedisStore::round_trips`):
+    /// a settle is a store call the store holds back and sends with its next command.
+    pub round_trips: Option<f64>,
     /// CPU µs of the server threads per request.
     pub server_cpu_us: Option<f64>,
     /// CPU µs of the client threads per request.
@@ -55,6 +58,7 @@ impl Metrics {
             cookie_bytes: per_request(sample.cookie_bytes as f64, n),
             set_cookie_bytes: per_request(sample.set_cookie_bytes as f64, n),
             store_calls: sample.store_calls.map(|c| per_request(c as f64, n)),
+            round_trips: sample.round_trips.map(|c| per_request(c as f64, n)),
             server_cpu_us: cpu.map(|c| us(c.server_ns)),
             client_cpu_us: cpu.map(|c| us(c.client_ns)),
             db_cpu_us: cpu.and_then(|c| c.db_ns).map(us),
@@ -75,6 +79,7 @@ impl Metrics {
             cookie_bytes: m(|r| r.cookie_bytes),
             set_cookie_bytes: m(|r| r.set_cookie_bytes),
             store_calls: o(|r| r.store_calls),
+            round_trips: o(|r| r.round_trips),
             server_cpu_us: o(|r| r.server_cpu_us),
             client_cpu_us: o(|r| r.client_cpu_us),
             db_cpu_us: o(|r| r.db_cpu_us),
@@ -369,7 +374,7 @@ fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
     for base in &bases {
         let _ = write!(header, " req/s × {base} |");
     }
-    header.push_str(" p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req | server CPU µs/req | DB CPU µs/req |");
+    header.push_str(" p50 µs | p99 µs | Cookie B/req | Set-Cookie B/req | store calls/req (Redis round trips) | server CPU µs/req | DB CPU µs/req |");
     for base in &bases {
         let _ = write!(header, " CPU × {base} |");
     }
@@ -403,7 +408,10 @@ fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
             d.p99_us,
             d.cookie_bytes,
             d.set_cookie_bytes,
-            opt(d.store_calls, 2),
+            match d.round_trips {
+                Some(rt) => format!("{} ({rt:.2})", opt(d.store_calls, 2)),
+                None => opt(d.store_calls, 2),
+            },
             opt(d.server_cpu_us, 1),
             opt(d.db_cpu_us, 1),
         );
@@ -450,6 +458,7 @@ mod tests {
             cookie_bytes: 40 * requests as u64,
             set_cookie_bytes: 0,
             store_calls: calls,
+            round_trips: calls.map(|c| c as u64 / 2),
             cpu: Some(CpuTimes {
                 server_ns: 20_000 * requests as u64,
                 client_ns: 10_000 * requests as u64,
