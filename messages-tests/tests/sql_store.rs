@@ -1408,3 +1408,35 @@ async fn postgres_migrate_beside_running_writes_never_deadlocks() {
         }
     }
 }
+
+/// The background flush of deferred settles is scheduled on the runtime of the settle
+/// that arms it. A runtime shut down before it ran (an actix-web worker stopping, a
+/// process's first runtime) must not leave the store believing a flush is scheduled:
+/// a settle deferred later, on another runtime, is still sent in the background.
+#[test]
+fn sqlite_a_flush_lost_with_its_runtime_does_not_stop_the_next() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let dir = TempDir::new().unwrap();
+    let first = runtime();
+    let store = first.block_on(async {
+        let store = SqliteStore::open(dir.path().join("messages.db"), leased("runtimes"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let s = session();
+        store.add(&s, &VIEW, Message::info("first")).await.unwrap();
+        let taken = store.take_leased(&s, &VIEW).await.unwrap();
+        // Deferred, its flush scheduled on `first`, which shuts down before it runs.
+        store.settle(&s, &VIEW, taken.lease.unwrap()).await.unwrap();
+        store
+    });
+    drop(first);
+    let store = Sql::Sqlite(store, Arc::new(dir));
+    runtime().block_on(deferred_settles_are_flushed_in_the_background(&store));
+}

@@ -76,6 +76,20 @@ mod sqlite;
 
 pub use async_trait::async_trait;
 
+/// Clears a store's "a background flush of held settles is scheduled" mark when the
+/// flush's wait ends or its task is dropped (its runtime shut down before it ran), so
+/// the next settle held schedules another. Redis and the SQL stores hold it across the
+/// wait.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+struct Disarm<'a>(&'a std::sync::atomic::AtomicBool);
+
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+impl Drop for Disarm<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::PostgresStore;

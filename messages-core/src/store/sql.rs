@@ -30,6 +30,8 @@ const MAX_PER_CONTEXT: usize = 1 << 40;
 const SWEEP_EVERY: i64 = 4;
 /// Expired sessions a sweeping write removes at most: 8 per write on average, so that
 /// sessions cannot expire faster than writes remove them (a write makes one at most).
+/// PostgreSQL's bound; SQLite's sweep is bounded by [`SWEEP_ROWS`] for both.
+#[cfg(feature = "postgres")]
 pub(super) const SWEEP_SESSIONS: i64 = 8 * SWEEP_EVERY;
 /// Rows of expired sessions a sweeping write removes at most (256 per write on average).
 pub(super) const SWEEP_ROWS: i64 = 256 * SWEEP_EVERY;
@@ -288,7 +290,8 @@ impl Deferred {
         None
     }
 
-    /// The settles for a statement to carry.
+    /// The settles for a statement to carry (PostgreSQL's; SQLite sends them alone).
+    #[cfg(feature = "postgres")]
     pub(super) fn for_statement(&self) -> Vec<(i64, String)> {
         std::mem::take(&mut *lock(&self.fold))
     }
@@ -331,8 +334,11 @@ impl Deferred {
         F: Fn(Vec<(i64, String)>) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        tokio::time::sleep(FLUSH_AFTER).await;
-        self.armed.store(false, Ordering::Release);
+        {
+            // Cleared also if the task is dropped mid-wait (its runtime shut down).
+            let _disarm = super::Disarm(&self.armed);
+            tokio::time::sleep(FLUSH_AFTER).await;
+        }
         let rows = self.all();
         if !rows.is_empty() && send(rows.clone()).await.is_err() {
             settle_later(lease_ms, &"(deferred settles)", || send(rows.clone())).await;
@@ -623,6 +629,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn deferred_settles_go_to_a_statement_or_alone() {
         let deferred = Deferred::default();
         let row = |seq: i64| (seq, format!("t{seq}"));

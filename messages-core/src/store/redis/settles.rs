@@ -17,7 +17,7 @@ use ::redis::{FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErro
 use tokio::time::{Duration, Instant};
 
 use super::{Connection, RedisStore, SETTLE, SETTLE_LUA, unavailable};
-use crate::store::Lease;
+use crate::store::{Disarm, Lease};
 use crate::{Result, SessionKey, ViewId};
 
 /// Most settles held back: one more sends them all at once, from the settle that found
@@ -52,16 +52,6 @@ impl Queue {
     /// How many settles are held back.
     pub(super) fn len(&self) -> usize {
         self.lock().len()
-    }
-}
-
-/// Clears the flusher's mark when it is done or dropped (its runtime shut down), so
-/// the next settle arms another.
-struct Disarm<'a>(&'a AtomicBool);
-
-impl Drop for Disarm<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 
