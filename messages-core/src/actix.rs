@@ -171,13 +171,9 @@ where
             // An error here drops the guard, which commits as a failure.
             let mut response = response.await?;
             let status = response.status().as_u16();
-            // An untouched request commits to nothing, whatever the response.
-            let shows =
-                guard.touched() && ActixHeaders(response.headers_mut()).shows_messages(status);
             guard
-                .commit(shows)
-                .await
-                .write_to(&mut ActixHeaders(response.headers_mut()));
+                .commit_response(status, &mut ActixHeaders(response.headers_mut()))
+                .await;
             Ok(response)
         })
     }

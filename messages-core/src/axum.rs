@@ -77,7 +77,6 @@ use tower::{Layer, Service};
 
 use crate::live::{LAST_EVENT_ID, LiveRefused, LiveStream, SSE_HEADERS};
 use crate::present::{HX_TRIGGER, Htmx};
-use crate::request::ResponseHeaders as _;
 use crate::{Messages, MessagesConfig, ViewId};
 
 /// The tower layer that gives every request its [`Messages`] and commits them on
@@ -188,12 +187,8 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let mut response = inner.call(req).await?;
-                // An untouched request commits to nothing, whatever the response.
-                let shows = guard.touched()
-                    && response
-                        .headers()
-                        .shows_messages(response.status().as_u16());
-                guard.commit(shows).await.apply(response.headers_mut());
+                let status = response.status().as_u16();
+                guard.commit_response(status, response.headers_mut()).await;
                 Ok(response)
             }),
         }

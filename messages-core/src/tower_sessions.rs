@@ -123,9 +123,7 @@ use tower::{Layer, Service};
 use tower_sessions_core::Session;
 use tower_sessions_core::session::Id;
 
-use crate::request::{
-    CommitGuard, Incoming, ResponseHeaders as _, SessionChange, SessionSource, log_store_error,
-};
+use crate::request::{CommitGuard, Incoming, SessionChange, SessionSource, log_store_error};
 use crate::{Error, MessageStore, Messages, MessagesConfig, Result, SessionKey};
 
 /// The one key this layer ever writes into a tower-sessions record (value `true`): when
@@ -320,7 +318,7 @@ impl Shared {
         session: Session,
         before: Option<(Id, SessionKey)>,
         guard: CommitGuard,
-        success: bool,
+        status: u16,
         headers: &mut HeaderMap,
     ) -> Option<Remap> {
         let came_with = before.as_ref().map(|(_, key)| key.clone());
@@ -340,8 +338,7 @@ impl Shared {
             log_store_error("clear_session", &e);
         }
 
-        let committed = guard.commit(success).await;
-        committed.apply(headers);
+        let committed = guard.commit_response(status, headers).await;
 
         // Where the core put what the request keeps, when not under the key it came with:
         // a new visitor's first messages, or after `rotate_session` / `end_session`.
@@ -611,11 +608,9 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let mut response = response.await?;
-            let success = response
-                .headers()
-                .shows_messages(response.status().as_u16());
+            let status = response.status().as_u16();
             let remap = shared
-                .after_handler(session, before, guard, success, response.headers_mut())
+                .after_handler(session, before, guard, status, response.headers_mut())
                 .await;
             if let Some(remap) = remap {
                 response.extensions_mut().insert(remap);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::cookie::{CookieSettings, CookieStore, Keep};
 use super::identity::SessionChange;
 use super::state::State;
-use super::{Messages, log_store_error};
+use super::{Messages, ResponseHeaders, log_store_error};
 use crate::message::now_ms;
 use crate::{Message, MessageStore, Result, SessionKey, ViewId};
 
@@ -67,11 +67,40 @@ impl CommitGuard {
         &self.messages
     }
 
-    /// Whether the request has read or written messages so far. A commit of a request
-    /// that has not writes nothing whatever its `success`, so an adapter may skip
-    /// working that out (the response's status and headers) for it.
-    pub fn touched(&self) -> bool {
-        self.messages.state().touched
+    /// Commits the request with the response a framework made, and writes what the
+    /// commit says into the response's headers: what every adapter does once its
+    /// handler has answered. The response shows the messages it read unless it is a
+    /// redirect, an htmx redirect or a 5xx ([`ResponseHeaders::shows_messages`]); that is
+    /// only worked out for a request that touched messages (one that did not commits to
+    /// nothing whatever its response). Returns the commit, for an adapter that keeps the
+    /// session elsewhere ([`Committed::session`]).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use messages_core::{MemoryStore, Message, MessagesConfig, ViewId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = MessagesConfig::new(MemoryStore::new());
+    /// let guard = config.begin_request(None, []).unwrap();
+    /// guard.messages().context(ViewId::from_static("jobs")).add_message(Message::info("Queued."));
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("location", HeaderValue::from_static("/jobs"));
+    /// let committed = guard.commit_response(303, &mut headers).await;
+    /// assert!(committed.touched);
+    /// assert_eq!(headers["vary"], "Cookie");
+    /// assert!(headers.contains_key("set-cookie")); // the new session
+    /// # }
+    /// ```
+    pub async fn commit_response<H: ResponseHeaders>(
+        self,
+        status: u16,
+        headers: &mut H,
+    ) -> Committed {
+        let touched = self.messages.state().touched;
+        let success = touched && headers.shows_messages(status);
+        let committed = self.commit(success).await;
+        committed.write_to(headers);
+        committed
     }
 
     /// Commits the request; `success` is false for a failed (5xx) response. See

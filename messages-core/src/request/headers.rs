@@ -121,8 +121,9 @@ impl Committed {
 pub trait ResponseHeaders {
     /// Whether the response shows the messages it read: not a redirect, an htmx redirect
     /// or a server error (see
-    /// [`response_shows_messages`](crate::present::response_shows_messages)). What the
-    /// adapters pass to [`CommitGuard::commit`](crate::request::CommitGuard::commit).
+    /// [`response_shows_messages`](crate::present::response_shows_messages)). What
+    /// [`CommitGuard::commit_response`](crate::request::CommitGuard::commit_response)
+    /// commits with.
     fn shows_messages(&self, status: u16) -> bool {
         let htmx_redirect = !self.values(crate::present::HX_REDIRECT).is_empty()
             || !self.values(crate::present::HX_LOCATION).is_empty();
