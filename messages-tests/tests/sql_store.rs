@@ -1423,7 +1423,12 @@ fn sqlite_a_flush_lost_with_its_runtime_does_not_stop_the_next() {
             .unwrap()
     };
     let dir = TempDir::new().unwrap();
-    let first = runtime();
+    // A current-thread runtime runs its tasks only inside `block_on`: the flush, spawned
+    // by the last settle, never gets to run before the runtime is dropped.
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let store = first.block_on(async {
         let store = SqliteStore::open(dir.path().join("messages.db"), leased("runtimes"))
             .await

@@ -76,15 +76,30 @@ mod sqlite;
 
 pub use async_trait::async_trait;
 
-/// Clears a store's "a background flush of held settles is scheduled" mark when the
-/// flush's wait ends or its task is dropped (its runtime shut down before it ran), so
-/// the next settle held schedules another. Redis and the SQL stores hold it across the
-/// wait.
+/// Whether a store's background flush of held settles is scheduled (Redis and the SQL
+/// stores hold settles back: [`MessageStore::flush`]).
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
-struct Disarm<'a>(&'a std::sync::atomic::AtomicBool);
+#[derive(Debug, Default)]
+struct FlushMark(Arc<std::sync::atomic::AtomicBool>);
 
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
-impl Drop for Disarm<'_> {
+impl FlushMark {
+    /// Marks a flush scheduled. `Some(guard)` when none was: move it into the flush task,
+    /// which drops it when its wait ends. Dropped with the task too — its runtime shut
+    /// down, even before the task first ran — it clears the mark, so that the next
+    /// settle held schedules another flush instead of waiting for one that never comes.
+    fn arm(&self) -> Option<Disarm> {
+        (!self.0.swap(true, std::sync::atomic::Ordering::AcqRel))
+            .then(|| Disarm(Arc::clone(&self.0)))
+    }
+}
+
+/// Clears its [`FlushMark`] when dropped.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+struct Disarm(Arc<std::sync::atomic::AtomicBool>);
+
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+impl Drop for Disarm {
     fn drop(&mut self) {
         self.0.store(false, std::sync::atomic::Ordering::Release);
     }

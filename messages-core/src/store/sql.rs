@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -274,7 +274,7 @@ pub(super) struct Deferred {
     /// Settles to send alone (a statement could not).
     alone: Mutex<Vec<(i64, String)>>,
     /// Whether a background flush is scheduled.
-    armed: AtomicBool,
+    armed: super::FlushMark,
 }
 
 impl Deferred {
@@ -321,24 +321,22 @@ impl Deferred {
         rows
     }
 
-    /// Whether a background flush should be started now: none is scheduled.
-    pub(super) fn arm(&self) -> bool {
-        !self.armed.swap(true, Ordering::AcqRel)
+    /// Marks a background flush scheduled: `Some(guard)`, for the flush task, when none
+    /// was.
+    fn arm(&self) -> Option<super::Disarm> {
+        self.armed.arm()
     }
 
     /// The store's background flush: after [`FLUSH_AFTER`], sends what is held (with
     /// `send`); if that fails, retries as [`settle_later`] does. A settle deferred after
     /// it took the list arms another.
-    pub(super) async fn flush_later<F, Fut>(&self, lease_ms: i64, send: F)
+    async fn flush_later<F, Fut>(&self, disarm: super::Disarm, lease_ms: i64, send: F)
     where
         F: Fn(Vec<(i64, String)>) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        {
-            // Cleared also if the task is dropped mid-wait (its runtime shut down).
-            let _disarm = super::Disarm(&self.armed);
-            tokio::time::sleep(FLUSH_AFTER).await;
-        }
+        tokio::time::sleep(FLUSH_AFTER).await;
+        drop(disarm);
         let rows = self.all();
         if !rows.is_empty() && send(rows.clone()).await.is_err() {
             settle_later(lease_ms, &"(deferred settles)", || send(rows.clone())).await;
@@ -419,14 +417,14 @@ pub(super) fn carried<S: Settling>(store: &S, carried: Vec<(i64, String)>, settl
 /// there is no tokio runtime.
 fn flush_later<S: Settling>(store: &S) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current()
-        && store.deferred().arm()
+        && let Some(disarm) = store.deferred().arm()
     {
         let store = store.clone();
         runtime.spawn(async move {
             let lease_ms = store.lease_ms();
             store
                 .deferred()
-                .flush_later(lease_ms, |rows| store.settle_rows(rows))
+                .flush_later(disarm, lease_ms, |rows| store.settle_rows(rows))
                 .await;
         });
     }
@@ -634,8 +632,14 @@ mod tests {
         let deferred = Deferred::default();
         let row = |seq: i64| (seq, format!("t{seq}"));
         assert_eq!(deferred.defer(vec![row(1), row(2)]), None);
-        assert!(deferred.arm(), "the first settle arms the flush");
-        assert!(!deferred.arm(), "once");
+        let flush = deferred.arm();
+        assert!(flush.is_some(), "the first settle arms the flush");
+        assert!(deferred.arm().is_none(), "once");
+        drop(flush);
+        assert!(
+            deferred.arm().is_some(),
+            "a flush dropped (done, or its runtime gone) lets the next settle arm one"
+        );
         let carried = deferred.for_statement();
         assert_eq!(carried, [row(1), row(2)]);
         assert!(deferred.for_statement().is_empty(), "carried once");

@@ -17,7 +17,7 @@ use ::redis::{FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErro
 use tokio::time::{Duration, Instant};
 
 use super::{Connection, RedisStore, SETTLE, SETTLE_LUA, unavailable};
-use crate::store::{Disarm, Lease};
+use crate::store::{Disarm, FlushMark, Lease};
 use crate::{Result, SessionKey, ViewId};
 
 /// Most settles held back: one more sends them all at once, from the settle that found
@@ -37,7 +37,7 @@ pub(super) struct Held {
 #[derive(Default)]
 pub(super) struct Queue {
     held: Mutex<Vec<Held>>,
-    armed: AtomicBool,
+    armed: FlushMark,
     /// Whether the settle script is known to be loaded on the (one) server, so a command
     /// can carry settles without loading it first.
     loaded: AtomicBool,
@@ -287,24 +287,19 @@ impl RedisStore {
     /// Starts the flusher unless one is waiting already (or there is no runtime: then
     /// the next command, `flush`, or a full queue sends what is held).
     fn arm(&self) {
-        if self.queue.armed.swap(true, Ordering::AcqRel) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let store = self.clone();
-                runtime.spawn(async move { store.flush_later().await });
-            }
-            Err(_) => self.queue.armed.store(false, Ordering::Release),
+        };
+        if let Some(disarm) = self.queue.armed.arm() {
+            let store = self.clone();
+            runtime.spawn(async move { store.flush_later(disarm).await });
         }
     }
 
     /// The flusher: after the delay, sends what no command carried meanwhile.
-    async fn flush_later(self) {
-        {
-            let _disarm = Disarm(&self.queue.armed);
-            tokio::time::sleep(self.settle_delay).await;
-        }
+    async fn flush_later(self, disarm: Disarm) {
+        tokio::time::sleep(self.settle_delay).await;
+        drop(disarm);
         // Disarmed before taking the queue: a settle held from now on arms a new flusher.
         let held = std::mem::take(&mut *self.queue.lock());
         if !held.is_empty() {
