@@ -117,6 +117,18 @@ macro_rules! store_conformance_tests {
                 $crate::conformance::cap_drops_oldest(&*store, $per_context).await;
             }
 
+            #[tokio::test]
+            async fn batches_skip_stored_ids_and_keep_the_cap() {
+                let Some(store) = store_for_case(None).await else {
+                    return;
+                };
+                $crate::conformance::batches_skip_stored_ids_and_keep_the_cap(
+                    &*store,
+                    $per_context,
+                )
+                .await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn exactly_once_under_concurrency() {
                 let Some(store) = store_for_case(None).await else {
@@ -318,6 +330,37 @@ pub async fn cap_drops_oldest(store: &dyn MessageStore, per_context: usize) {
         all[extra..],
         "in one batch"
     );
+}
+
+/// A batch holding a message already stored adds the others once, after it; a batch that
+/// crosses the cap from a partly filled context keeps the newest. (The SQL stores add in
+/// a light statement when the context has room and no id is there, and otherwise in the
+/// full one: this crosses between them.)
+pub async fn batches_skip_stored_ids_and_keep_the_cap(
+    store: &dyn MessageStore,
+    per_context: usize,
+) {
+    let s = session();
+    let old = Message::info("old");
+    store.add(&s, &A, old.clone()).await.unwrap();
+    let batch = vec![old, Message::info("new1"), Message::info("new2")];
+    store.add_all(&s, &A, batch.clone()).await.unwrap();
+    store.add_all(&s, &A, batch).await.unwrap();
+    assert_eq!(
+        texts(&store.take(&s, &A).await.unwrap()),
+        ["old", "new1", "new2"]
+    );
+
+    let all: Vec<String> = (0..per_context + 2).map(|i| format!("m{i:04}")).collect();
+    for t in &all[..per_context - 1] {
+        store.add(&s, &B, Message::info(t.clone())).await.unwrap();
+    }
+    let over: Vec<Message> = all[per_context - 1..]
+        .iter()
+        .map(|t| Message::info(t.clone()))
+        .collect();
+    store.add_all(&s, &B, over).await.unwrap();
+    assert_eq!(texts(&store.take(&s, &B).await.unwrap()), all[2..]);
 }
 
 /// Discard drops one context unread and leaves the others.

@@ -14,7 +14,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::sql::{self, Settings, SqlOptions, StoredRow};
@@ -213,6 +214,53 @@ SELECT (SELECT count(*) FROM upserted) AS accepted,
        (SELECT count(*) FROM trimmed) AS trimmed,
        (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM batch) AS fresh,
+       (SELECT count(*) FROM notified) AS notified,
+       ARRAY(SELECT seq FROM settled) AS settled"
+);
+
+/// The common add in one light statement: the session is live (or new) and the context
+/// has room. `$1` namespace, `$2` session, `$3` view, `$4` ids, `$5` JSON bodies (as for
+/// [`WRITE`]), `$6` idle TTL ms, `$7` and `$8` deferred settles (see [`settled!`]), `$9`
+/// the cap, `$10` the live channel.
+///
+/// `upserted` refreshes the session's expiry only if it is live and not retired (a new
+/// session is inserted); on conflict the row is locked whether or not it is updated, so
+/// writes of one session still take turns. The messages go in only if the session was
+/// refreshed and the context's unleased rows plus the batch fit under the cap (so nothing
+/// would be trimmed), leaving out ids already there. Otherwise (`accepted` 0 or `fits`
+/// false) nothing is inserted and the store runs [`WRITE`], which handles expired and
+/// retired sessions and the cap; the settles carried here are done either way. An
+/// expired session never takes this path, so it has no old rows to purge; a new one has
+/// none (a session's row outlives its rows: see the sweep).
+const WRITE_LEAN: &str = concat!(
+    "WITH ",
+    settled!("$7", "$8"),
+    r", upserted AS (
+    INSERT INTO {s} AS s (namespace, session_key, expires_at) VALUES ($1, $2, {now} + $6)
+    ON CONFLICT (namespace, session_key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+        WHERE s.retired_until IS NULL AND s.expires_at > {now}
+    RETURNING 1
+), present AS (
+    SELECT message_id FROM {m}
+    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r"
+      AND seq <> ALL($7::bigint[])
+), fits AS (
+    SELECT (SELECT count(*) FROM present) + cardinality($4::text[]) <= $9 AS ok
+), inserted AS (
+    INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
+    SELECT $1, $2, $3, b.message_id, b.body
+    FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS b(message_id, body, i)
+    WHERE EXISTS (SELECT 1 FROM upserted) AND (SELECT ok FROM fits)
+      AND NOT EXISTS (SELECT 1 FROM present p WHERE p.message_id = b.message_id)
+    ORDER BY b.i
+    RETURNING 1
+), notified AS MATERIALIZED (
+    SELECT pg_notify($10, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
+)
+SELECT (SELECT count(*) FROM upserted) AS accepted,
+       (SELECT ok FROM fits) AS fits,
        (SELECT count(*) FROM notified) AS notified,
        ARRAY(SELECT seq FROM settled) AS settled"
 );
@@ -425,6 +473,7 @@ struct Statements {
     schema_present: sql::Sql,
     schema_lock: sql::Sql,
     write: sql::Sql,
+    write_lean: sql::Sql,
     write_sweep: sql::Sql,
     take: sql::Sql,
     take_leased: sql::Sql,
@@ -449,6 +498,7 @@ impl Statements {
             schema_present: f(SCHEMA_PRESENT),
             schema_lock: f(SCHEMA_LOCK),
             write: f(WRITE),
+            write_lean: f(WRITE_LEAN),
             write_sweep: f(&WRITE.replacen(WRITE_END, &format!("{WRITE_SWEEP}{WRITE_END}"), 1)),
             take: f(TAKE),
             take_leased: f(TAKE_LEASED),
@@ -466,7 +516,7 @@ impl Statements {
 
 /// A statement of the store, for `sqlx::query` (the SQL is ours, made from a checked
 /// table name: no input reaches it but through bind parameters).
-fn q(sql: &sql::Sql) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+fn q(sql: &sql::Sql) -> Query<'static, sqlx::Postgres, PgArguments> {
     sqlx::query(AssertSqlSafe(Arc::clone(sql)))
 }
 
@@ -500,9 +550,12 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 ///   write if the session is retired, inserts the messages in the order given (an add
 ///   after everything, a put-back before everything), leaves out ids already in the
 ///   context, drops the oldest beyond [`per_context`](SqlOptions::per_context) (with a
-///   warning), and notifies live streams (*Live delivery*, below). One write in four also
-///   deletes a bounded batch of expired sessions' rows (32 sessions, 1024 rows; no cron
-///   job needed).
+///   warning), and notifies live streams (*Live delivery*, below). The common add — a
+///   live or new session, room in the context — runs a light statement that does only
+///   that; any other (an expired or retired session, a full context, an id already
+///   there) then runs the full one: two round trips. One write in four (always the full
+///   statement) also deletes a bounded batch of expired sessions' rows (32 sessions,
+///   1024 rows; no cron job needed).
 /// - A take is one `DELETE … RETURNING`: two concurrent takes never both get a message.
 ///   A request's read ([`take_leased`](MessageStore::take_leased)) is one `UPDATE …
 ///   RETURNING` that marks the rows with a lease token and deadline
@@ -730,37 +783,35 @@ impl PostgresStore {
         }
         let (ids, bodies): (Vec<String>, Vec<String>) = sql::encode(messages)?.into_iter().unzip();
         let sweep = sql::sweeps(&self.writes);
+        if !front && !sweep && self.write_lean(session, view, &ids, &bodies).await? {
+            return Ok(());
+        }
         let statement = if sweep {
             &self.statements.write_sweep
         } else {
             &self.statements.write
         };
-        let carried = self.deferred.for_statement();
-        let (seqs, tokens) = sql::settle_binds(&carried);
-        let mut query = q(statement)
-            .bind(self.namespace())
-            .bind(session.as_str())
-            .bind(view.as_str())
-            .bind(ids)
-            .bind(bodies)
-            .bind(self.settings.ttl_ms)
-            .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
-            .bind(front)
-            .bind(self.feed.channel())
-            .bind(seqs)
-            .bind(tokens);
-        if sweep {
-            query = query.bind(sql::SWEEP_SESSIONS).bind(sql::SWEEP_ROWS);
-        }
-        let row = match self.bounded(query.fetch_one(&self.pool)).await {
-            Ok(row) => row,
-            Err(e) => {
-                sql::carried(self, carried, &[]);
-                return Err(e);
-            }
-        };
-        let settled: Vec<i64> = row.try_get("settled").unwrap_or_default();
-        sql::carried(self, carried, &settled);
+        let row = self
+            .fetch_carrying(|seqs, tokens| {
+                let query = q(statement)
+                    .bind(self.namespace())
+                    .bind(session.as_str())
+                    .bind(view.as_str())
+                    .bind(ids)
+                    .bind(bodies)
+                    .bind(self.settings.ttl_ms)
+                    .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
+                    .bind(front)
+                    .bind(self.feed.channel())
+                    .bind(seqs)
+                    .bind(tokens);
+                if sweep {
+                    query.bind(sql::SWEEP_SESSIONS).bind(sql::SWEEP_ROWS)
+                } else {
+                    query
+                }
+            })
+            .await?;
         let count = |name: &str| -> Result<usize> {
             let n: i64 = row.try_get(name).map_err(|e| sql::unavailable(STORE, e))?;
             Ok(usize::try_from(n).unwrap_or(0))
@@ -769,6 +820,64 @@ impl PostgresStore {
         let dropped = count("trimmed")? + count("fresh")?.saturating_sub(count("inserted")?);
         sql::log_write(STORE, view, accepted, dropped, self.settings.per_context);
         Ok(())
+    }
+
+    /// Runs [`WRITE_LEAN`], carrying the deferred settles: `true` if it added the
+    /// messages, `false` if [`WRITE`] has to.
+    async fn write_lean(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        ids: &[String],
+        bodies: &[String],
+    ) -> Result<bool> {
+        let row = self
+            .fetch_carrying(|seqs, tokens| {
+                q(&self.statements.write_lean)
+                    .bind(self.namespace())
+                    .bind(session.as_str())
+                    .bind(view.as_str())
+                    .bind(ids)
+                    .bind(bodies)
+                    .bind(self.settings.ttl_ms)
+                    .bind(seqs)
+                    .bind(tokens)
+                    .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
+                    .bind(self.feed.channel())
+            })
+            .await?;
+        let accepted: i64 = row
+            .try_get("accepted")
+            .map_err(|e| sql::unavailable(STORE, e))?;
+        let fits: bool = row
+            .try_get("fits")
+            .map_err(|e| sql::unavailable(STORE, e))?;
+        Ok(accepted > 0 && fits)
+    }
+
+    /// Runs the one-row statement `build` makes from the binds of the deferred settles
+    /// (sequence numbers, tokens), carrying them: the ones its `settled` column does not
+    /// name (all of them, if it fails) stay held.
+    async fn fetch_carrying(
+        &self,
+        build: impl FnOnce(Vec<i64>, Vec<String>) -> Query<'static, sqlx::Postgres, PgArguments>,
+    ) -> Result<PgRow> {
+        let carried = self.deferred.for_statement();
+        let (seqs, tokens) = sql::settle_binds(&carried);
+        match self
+            .bounded(build(seqs, tokens).fetch_one(&self.pool))
+            .await
+        {
+            Ok(row) => {
+                let settled: Vec<i64> = row.try_get("settled").unwrap_or_default();
+                sql::carried(self, carried, &settled);
+                Ok(row)
+            }
+            Err(e) => {
+                sql::carried(self, carried, &[]);
+                Err(e)
+            }
+        }
     }
 
     /// Sends settles alone: deletes the rows `(seq, token)`.

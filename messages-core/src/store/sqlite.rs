@@ -103,6 +103,33 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
 const INSERT: &str = r"INSERT INTO {m} (namespace, session_key, view_id, pos, message_id, body)
 SELECT $1, $2, $3, value ->> 2, value ->> 0, value ->> 1 FROM json_each($4) ORDER BY key";
 
+/// The first statement of the common add: refreshes the expiry of a session (`$1`,
+/// `$2`) to now + `$3` ms if it is live and not retired. Changes no row otherwise (a new,
+/// expired or retired session): the add then takes the full path.
+const REFRESH_LIVE: &str = r"UPDATE {s} SET expires_at = {now} + $3
+WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL";
+
+/// The second: inserts `$4`, a JSON array of `[id, body]`, in its order into the
+/// context `$1`, `$2`, `$3`, leaving out ids already there, only if the session is
+/// still live and the context's unleased rows plus the batch fit under the cap `$5` (so
+/// that nothing would be trimmed). The add takes the full path unless every message went
+/// in; that path leaves out the ones this inserted.
+const INSERT_LEAN: &str = concat!(
+    r"INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
+SELECT $1, $2, $3, b.value ->> 0, b.value ->> 1 FROM json_each($4) b
+WHERE (SELECT count(*) FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r") + json_array_length($4) <= $5
+  AND ",
+    live_session!(),
+    r"
+  AND NOT EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3
+                  AND message_id = b.value ->> 0 AND ",
+    unleased!(),
+    r")
+ORDER BY b.key"
+);
+
 /// Deletes the rows whose sequence numbers are in `$1`, a JSON array.
 const DELETE_ROWS: &str = "DELETE FROM {m} WHERE seq IN (SELECT value FROM json_each($1))";
 
@@ -210,6 +237,8 @@ struct Statements {
     session_state: sql::Sql,
     purge_session: sql::Sql,
     refresh: sql::Sql,
+    refresh_live: sql::Sql,
+    insert_lean: sql::Sql,
     retire: sql::Sql,
     present: sql::Sql,
     insert: sql::Sql,
@@ -237,6 +266,8 @@ impl Statements {
             session_state: f(SESSION_STATE),
             purge_session: f(PURGE_SESSION),
             refresh: f(REFRESH),
+            refresh_live: f(REFRESH_LIVE),
+            insert_lean: f(INSERT_LEAN),
             retire: f(RETIRE),
             present: f(PRESENT),
             insert: f(INSERT),
@@ -357,10 +388,12 @@ struct SessionState {
 ///
 /// - SQLite runs one writer at a time. The writes of one store (clones together) take
 ///   turns in the process, in order; those of other processes wait up to the busy
-///   timeout. An add is a transaction begun with `BEGIN IMMEDIATE` (read the session,
-///   refresh it, read the context, insert, trim to
-///   [`per_context`](SqlOptions::per_context); one add in four also sweeps a bounded
-///   batch of expired sessions' rows). A take is one `DELETE … RETURNING`, so two takes
+///   timeout. The common add — a live session, room in the context, no id already
+///   there — is two statements (refresh the session's expiry; insert, checking again
+///   that the session is live). Any other is a transaction begun with `BEGIN IMMEDIATE`
+///   (read the session, refresh it, read the context, insert, trim to
+///   [`per_context`](SqlOptions::per_context)), as is one add in four, which also sweeps
+///   a bounded batch of expired sessions' rows. A take is one `DELETE … RETURNING`, so two takes
 ///   never both get a message; a request's read
 ///   ([`take_leased`](MessageStore::take_leased)) marks the rows with a lease instead,
 ///   and they count as in the context again once it is up, unless the request settled.
@@ -690,6 +723,38 @@ impl SqliteStore {
         Ok((true, plan.dropped))
     }
 
+    /// The common add in two statements, each its own transaction, without the
+    /// transaction of [`write_once`](SqliteStore::write_once): `true` if every message went
+    /// in; `false` if that has to run (a new, expired or retired session, a full context,
+    /// an id already there). Called with the store's turn to write.
+    async fn write_lean(
+        &self,
+        session: &SessionKey,
+        view: &ViewId,
+        batch: &[(String, String)],
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let refreshed = q(&self.statements.refresh_live)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(self.settings.ttl_ms)
+            .execute(&mut *conn)
+            .await?;
+        if refreshed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let inserted = q(&self.statements.insert_lean)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str())
+            .bind(json)
+            .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+        Ok(usize::try_from(inserted.rows_affected()).is_ok_and(|n| n == batch.len()))
+    }
+
     async fn write(
         &self,
         session: &SessionKey,
@@ -703,7 +768,12 @@ impl SqliteStore {
         let batch = sql::encode(messages)?;
         let sweep = sql::sweeps(&self.writes);
         let (accepted, dropped) = self
-            .bounded_write(self.write_once(session, view, batch, front, sweep))
+            .bounded_write(async {
+                if !front && !sweep && self.write_lean(session, view, &batch).await? {
+                    return Ok((true, 0));
+                }
+                self.write_once(session, view, batch, front, sweep).await
+            })
             .await?;
         sql::log_write(STORE, view, accepted, dropped, self.settings.per_context);
         Ok(())
