@@ -748,7 +748,8 @@ fn axum_messages<S: SessionStore + Clone>(store: S) -> (Router, Counter) {
 async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchError> {
     // The pools of the axum-messages SQL rows as `PostgresStore::connect` and
     // `SqliteStore::open` make ours: as many connections at most, the same wait for one,
-    // sqlx's defaults otherwise (a connection is pinged before it is handed out).
+    // sqlx's defaults otherwise (a PostgreSQL connection is pinged before it is handed
+    // out; a SQLite one, a thread of this process, is not).
     let options = SqlOptions::default();
     Ok(match (row, target) {
         (Row::Bare, _) => (
@@ -778,6 +779,7 @@ async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchErr
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.connect_timeout)
+                .test_before_acquire(false)
                 .connect_with(sqlite_connect(path))
                 .await?;
             let store = SqliteSessions::new(pool);

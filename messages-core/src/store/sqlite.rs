@@ -103,19 +103,19 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
 const INSERT: &str = r"INSERT INTO {m} (namespace, session_key, view_id, pos, message_id, body)
 SELECT $1, $2, $3, value ->> 2, value ->> 0, value ->> 1 FROM json_each($4) ORDER BY key";
 
-/// The first statement of the common add: refreshes the expiry of a session (`$1`,
-/// `$2`) to now + `$3` ms if it is live and not retired. Changes no row otherwise (a new,
-/// expired or retired session): the add then takes the full path.
-const REFRESH_LIVE: &str = r"UPDATE {s} SET expires_at = {now} + $3
-WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL";
-
-/// The second: inserts `$4`, a JSON array of `[id, body]`, in its order into the
-/// context `$1`, `$2`, `$3`, leaving out ids already there, only if the session is
-/// still live and the context's unleased rows plus the batch fit under the cap `$5` (so
-/// that nothing would be trimmed). The add takes the full path unless every message went
-/// in; that path leaves out the ones this inserted.
-const INSERT_LEAN: &str = concat!(
-    r"INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
+/// The common add: two statements sent as one query (one hop to the connection's
+/// thread), each its own transaction. The first refreshes the expiry of a session (`$1`,
+/// `$2`) to now + `$6` ms if it is live and not retired, and changes no row otherwise (a
+/// new, expired or retired session). The second inserts `$4`, a JSON array of
+/// `[id, body]`, in its order into the context `$1`, `$2`, `$3`, leaving out ids already
+/// there, only if the session is live and the context's unleased rows plus the batch fit
+/// under the cap `$5` (so that nothing would be trimmed). Unless both did everything (1 +
+/// the batch's length rows changed), the add takes the full path, which leaves out what
+/// this inserted.
+const ADD_LEAN: &str = concat!(
+    r"UPDATE {s} SET expires_at = {now} + $6
+WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL;
+INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
 SELECT $1, $2, $3, b.value ->> 0, b.value ->> 1 FROM json_each($4) b
 WHERE (SELECT count(*) FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
@@ -165,24 +165,24 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
 );
 
-/// Marks a context's rows with the lease `$4` until now + `$5` ms, returning them.
-const LEASE: &str = concat!(
-    r"UPDATE {m} SET lease = $4, lease_until = {now} + $5
+/// A leased take in one query (one hop to the connection's thread) of two statements,
+/// each its own transaction. The first makes a live session (`$1`, `$2`) live at least
+/// `$6` ms (the idle TTL) more when its context (`$3`) holds messages, so that a reserve
+/// outlives its lease; the second marks the context's rows with the lease `$4` until
+/// now + `$5` ms and returns them. SQLite runs one writer at a time, so two takes never
+/// both get a row.
+const TAKE_LEASED: &str = concat!(
+    r"UPDATE {s} SET expires_at = max(expires_at, {now} + $6)
+WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
+  AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+    unleased!(),
+    r");
+UPDATE {m} SET lease = $4, lease_until = {now} + $5
 WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     " AND ",
     live_session!(),
     "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
-);
-
-/// Makes a live session (`$1`, `$2`) live at least `$3` ms more, when its context `$4`
-/// holds messages: run before [`LEASE`], so that a reserve outlives its lease.
-const KEEP_ALIVE: &str = concat!(
-    r"UPDATE {s} SET expires_at = max(expires_at, {now} + $3)
-WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
-  AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $4 AND ",
-    unleased!(),
-    ")"
 );
 
 const PEEK: &str = concat!(
@@ -237,8 +237,7 @@ struct Statements {
     session_state: sql::Sql,
     purge_session: sql::Sql,
     refresh: sql::Sql,
-    refresh_live: sql::Sql,
-    insert_lean: sql::Sql,
+    add_lean: sql::Sql,
     retire: sql::Sql,
     present: sql::Sql,
     insert: sql::Sql,
@@ -246,8 +245,7 @@ struct Statements {
     sweep: sql::Sql,
     reap: sql::Sql,
     take: sql::Sql,
-    lease: sql::Sql,
-    keep_alive: sql::Sql,
+    take_leased: sql::Sql,
     settle: sql::Sql,
     peek: sql::Sql,
     count: sql::Sql,
@@ -266,8 +264,7 @@ impl Statements {
             session_state: f(SESSION_STATE),
             purge_session: f(PURGE_SESSION),
             refresh: f(REFRESH),
-            refresh_live: f(REFRESH_LIVE),
-            insert_lean: f(INSERT_LEAN),
+            add_lean: f(ADD_LEAN),
             retire: f(RETIRE),
             present: f(PRESENT),
             insert: f(INSERT),
@@ -275,8 +272,7 @@ impl Statements {
             sweep: f(SWEEP),
             reap: f(REAP),
             take: f(TAKE),
-            lease: f(LEASE),
-            keep_alive: f(KEEP_ALIVE),
+            take_leased: f(TAKE_LEASED),
             settle: f(SETTLE),
             peek: f(PEEK),
             count: f(COUNT),
@@ -389,14 +385,15 @@ struct SessionState {
 /// - SQLite runs one writer at a time. The writes of one store (clones together) take
 ///   turns in the process, in order; those of other processes wait up to the busy
 ///   timeout. The common add — a live session, room in the context, no id already
-///   there — is two statements (refresh the session's expiry; insert, checking again
-///   that the session is live). Any other is a transaction begun with `BEGIN IMMEDIATE`
-///   (read the session, refresh it, read the context, insert, trim to
-///   [`per_context`](SqlOptions::per_context)), as is one add in four, which also sweeps
-///   a bounded batch of expired sessions' rows. A take is one `DELETE … RETURNING`, so two takes
-///   never both get a message; a request's read
-///   ([`take_leased`](MessageStore::take_leased)) marks the rows with a lease instead,
-///   and they count as in the context again once it is up, unless the request settled.
+///   there — is one query of two statements (refresh the session's expiry; insert,
+///   checking again that the session is live): one hop to the connection's thread. Any
+///   other is a transaction begun with `BEGIN IMMEDIATE` (read the session, refresh it,
+///   read the context, insert, trim to [`per_context`](SqlOptions::per_context)), as is
+///   one add in four, which also sweeps a bounded batch of expired sessions' rows. A
+///   take is one `DELETE … RETURNING`, so two takes never both get a message; a
+///   request's read ([`take_leased`](MessageStore::take_leased)) is one query that keeps
+///   the session alive and marks the rows with a lease instead, and they count as in the
+///   context again once it is up, unless the request settled.
 ///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
 ///   one statement (each statement is a hop to the connection's thread while the others
 ///   wait: a batch costs one); [`flush`](MessageStore::flush) runs them at once (call it
@@ -477,7 +474,11 @@ impl SqliteStore {
     ) -> Result<SqliteStore> {
         let settings = Settings::check(options, STORE)?;
         let mut connect = connect.busy_timeout(settings.response_timeout);
-        let mut pool = SqlitePoolOptions::new().acquire_timeout(settings.connect_timeout);
+        // A connection is a thread of this process: checking it before handing it out
+        // would be one more hop to that thread per operation, and tells nothing.
+        let mut pool = SqlitePoolOptions::new()
+            .acquire_timeout(settings.connect_timeout)
+            .test_before_acquire(false);
         if memory {
             // One connection that never closes: the database lives as long as it does.
             pool = pool
@@ -723,7 +724,7 @@ impl SqliteStore {
         Ok((true, plan.dropped))
     }
 
-    /// The common add in two statements, each its own transaction, without the
+    /// The common add in one query of two statements ([`ADD_LEAN`]), without the
     /// transaction of [`write_once`](SqliteStore::write_once): `true` if every message went
     /// in; `false` if that has to run (a new, expired or retired session, a full context,
     /// an id already there). Called with the store's turn to write.
@@ -733,26 +734,17 @@ impl SqliteStore {
         view: &ViewId,
         batch: &[(String, String)],
     ) -> std::result::Result<bool, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let refreshed = q(&self.statements.refresh_live)
-            .bind(self.namespace())
-            .bind(session.as_str())
-            .bind(self.settings.ttl_ms)
-            .execute(&mut *conn)
-            .await?;
-        if refreshed.rows_affected() == 0 {
-            return Ok(false);
-        }
         let json = serde_json::to_string(batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let inserted = q(&self.statements.insert_lean)
+        let changed = q(&self.statements.add_lean)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(json)
             .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
+            .bind(self.settings.ttl_ms)
+            .execute(&self.pool)
             .await?;
-        Ok(usize::try_from(inserted.rows_affected()).is_ok_and(|n| n == batch.len()))
+        Ok(usize::try_from(changed.rows_affected()).is_ok_and(|n| n == batch.len() + 1))
     }
 
     async fn write(
@@ -803,30 +795,22 @@ impl SqliteStore {
         self.messages(&rows, view)
     }
 
-    /// A leased take: two statements, each its own transaction (the session's
-    /// keep-alive, then the lease, so that a reserve always outlives its lease; SQLite
-    /// runs one writer at a time, so two takes never both get a row).
+    /// A leased take: [`TAKE_LEASED`], one query (the session's keep-alive, then the
+    /// lease, so that a reserve always outlives its lease).
     async fn take_leased_once(
         &self,
         session: &SessionKey,
         view: &ViewId,
         token: &str,
     ) -> std::result::Result<Vec<SqliteRow>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        q(&self.statements.keep_alive)
-            .bind(self.namespace())
-            .bind(session.as_str())
-            .bind(self.settings.ttl_ms)
-            .bind(view.as_str())
-            .execute(&mut *conn)
-            .await?;
-        q(&self.statements.lease)
+        q(&self.statements.take_leased)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(token)
             .bind(self.settings.lease_ms)
-            .fetch_all(&mut *conn)
+            .bind(self.settings.ttl_ms)
+            .fetch_all(&self.pool)
             .await
     }
 
