@@ -1169,6 +1169,52 @@ async fn sqlite_opening_the_impossible_is_unavailable() {
     );
 }
 
+/// A leased take or an add dropped while its query runs (a timeout, a request gone)
+/// leaves no transaction open on a pooled connection. Both are one query `BEGIN
+/// IMMEDIATE; …; COMMIT`: stopped after `BEGIN`, its connection would go back to the
+/// pool holding SQLite's write lock, and every write on another connection would wait
+/// out the busy timeout and fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_operations_dropped_mid_query_leave_no_transaction_open() {
+    let dir = TempDir::new().unwrap();
+    let options = SqlOptions {
+        response_timeout: Duration::from_secs(2),
+        ..SqlOptions::default()
+    };
+    let store = SqliteStore::open(dir.path().join("messages.db"), options.clone())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let s = session();
+    for round in 0..20 {
+        store
+            .add(&s, &VIEW, Message::info(format!("kept {round}")))
+            .await
+            .unwrap();
+        // Polled once, then dropped: its query was sent, its answer never read.
+        let _ = tokio::time::timeout(Duration::ZERO, store.take_leased(&s, &VIEW)).await;
+        let dropped = Message::info(format!("dropped {round}"));
+        let _ = tokio::time::timeout(Duration::ZERO, store.add(&s, &VIEW, dropped)).await;
+    }
+    // Every connection of the pool can write, and what it writes is committed: another
+    // pool on the file sees it.
+    let other = session();
+    let writes = 2 * options.max_connections;
+    for i in 0..writes {
+        store
+            .add(&other, &VIEW, Message::info(format!("after {i}")))
+            .await
+            .unwrap();
+    }
+    let second = SqliteStore::open(dir.path().join("messages.db"), options)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.count(&other, &VIEW).await.unwrap(),
+        usize::try_from(writes).unwrap()
+    );
+}
+
 /// An in-memory database works with its single connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_in_memory_follows_the_contract_basics() {

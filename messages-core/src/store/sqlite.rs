@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
+use sqlx::query::Query;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
 
@@ -103,18 +104,20 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
 const INSERT: &str = r"INSERT INTO {m} (namespace, session_key, view_id, pos, message_id, body)
 SELECT $1, $2, $3, value ->> 2, value ->> 0, value ->> 1 FROM json_each($4) ORDER BY key";
 
-/// The common add: two statements sent as one query (one hop to the connection's
-/// thread), each its own transaction. The first refreshes the expiry of a session (`$1`,
+/// The common add: one transaction of two statements sent as one query (one hop to the
+/// connection's thread, one commit). The first refreshes the expiry of a session (`$1`,
 /// `$2`) to now + `$6` ms if it is live and not retired, and changes no row otherwise (a
 /// new, expired or retired session). The second inserts `$4`, a JSON array of
 /// `[id, body]`, in its order into the context `$1`, `$2`, `$3`, leaving out ids already
 /// there, only if the session is live and the context's unleased rows plus the batch fit
-/// under the cap `$5` (so that nothing would be trimmed). Unless both did everything (1 +
-/// the batch's length rows changed), the add takes the full path, which leaves out what
-/// this inserted.
+/// under the cap `$5` (so that nothing would be trimmed). Each returns a row per row it
+/// changed: unless there are 1 + the batch's length, the add takes the full path, which
+/// leaves out what this inserted.
 const ADD_LEAN: &str = concat!(
-    r"UPDATE {s} SET expires_at = {now} + $6
-WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL;
+    r"BEGIN IMMEDIATE;
+UPDATE {s} SET expires_at = {now} + $6
+WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
+RETURNING 1;
 INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
 SELECT $1, $2, $3, b.value ->> 0, b.value ->> 1 FROM json_each($4) b
 WHERE (SELECT count(*) FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
@@ -127,7 +130,9 @@ WHERE (SELECT count(*) FROM {m} WHERE namespace = $1 AND session_key = $2 AND vi
                   AND message_id = b.value ->> 0 AND ",
     unleased!(),
     r")
-ORDER BY b.key"
+ORDER BY b.key
+RETURNING 1;
+COMMIT"
 );
 
 /// Deletes the rows whose sequence numbers are in `$1`, a JSON array.
@@ -165,14 +170,15 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
 );
 
-/// A leased take in one query (one hop to the connection's thread) of two statements,
-/// each its own transaction. The first makes a live session (`$1`, `$2`) live at least
-/// `$6` ms (the idle TTL) more when its context (`$3`) holds messages, so that a reserve
-/// outlives its lease; the second marks the context's rows with the lease `$4` until
-/// now + `$5` ms and returns them. SQLite runs one writer at a time, so two takes never
-/// both get a row.
+/// A leased take: one transaction of two statements sent as one query (one hop to the
+/// connection's thread, one commit). The first makes a live session (`$1`, `$2`) live
+/// at least `$6` ms (the idle TTL) more when its context (`$3`) holds messages, so that
+/// a reserve outlives its lease; the second marks the context's rows with the lease `$4`
+/// until now + `$5` ms and returns them. SQLite runs one writer at a time, so two takes
+/// never both get a row.
 const TAKE_LEASED: &str = concat!(
-    r"UPDATE {s} SET expires_at = max(expires_at, {now} + $6)
+    r"BEGIN IMMEDIATE;
+UPDATE {s} SET expires_at = max(expires_at, {now} + $6)
 WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
   AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
@@ -182,7 +188,7 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     " AND ",
     live_session!(),
-    "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body"
+    "\nRETURNING seq, COALESCE(pos, seq) AS ord, message_id, body;\nCOMMIT"
 );
 
 const PEEK: &str = concat!(
@@ -354,7 +360,7 @@ fn plan_write(present: &[Present], batch: Vec<(String, String)>, cap: usize, fro
 
 /// A statement of the store, for `sqlx::query` (the SQL is ours, made from a checked
 /// table name: no input reaches it but through bind parameters).
-fn q(sql: &sql::Sql) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+fn q(sql: &sql::Sql) -> Query<'static, Sqlite, SqliteArguments> {
     sqlx::query(AssertSqlSafe(Arc::clone(sql)))
 }
 
@@ -385,14 +391,14 @@ struct SessionState {
 /// - SQLite runs one writer at a time. The writes of one store (clones together) take
 ///   turns in the process, in order; those of other processes wait up to the busy
 ///   timeout. The common add — a live session, room in the context, no id already
-///   there — is one query of two statements (refresh the session's expiry; insert,
-///   checking again that the session is live): one hop to the connection's thread. Any
+///   there — is one transaction of two statements (refresh the session's expiry;
+///   insert) sent as one query: one hop to the connection's thread, one commit. Any
 ///   other is a transaction begun with `BEGIN IMMEDIATE` (read the session, refresh it,
 ///   read the context, insert, trim to [`per_context`](SqlOptions::per_context)), as is
 ///   one add in four, which also sweeps a bounded batch of expired sessions' rows. A
 ///   take is one `DELETE … RETURNING`, so two takes never both get a message; a
-///   request's read ([`take_leased`](MessageStore::take_leased)) is one query that keeps
-///   the session alive and marks the rows with a lease instead, and they count as in the
+///   request's read ([`take_leased`](MessageStore::take_leased)) is one such
+///   transaction, which keeps the session alive and marks the rows with a lease instead, and they count as in the
 ///   context again once it is up, unless the request settled.
 ///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
 ///   one statement (each statement is a hop to the connection's thread while the others
@@ -735,16 +741,15 @@ impl SqliteStore {
         batch: &[(String, String)],
     ) -> std::result::Result<bool, sqlx::Error> {
         let json = serde_json::to_string(batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let changed = q(&self.statements.add_lean)
+        let query = q(&self.statements.add_lean)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(json)
             .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
-            .bind(self.settings.ttl_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(usize::try_from(changed.rows_affected()).is_ok_and(|n| n == batch.len() + 1))
+            .bind(self.settings.ttl_ms);
+        let changed = self.in_transaction(query).await?;
+        Ok(changed.len() == batch.len() + 1)
     }
 
     async fn write(
@@ -803,15 +808,43 @@ impl SqliteStore {
         view: &ViewId,
         token: &str,
     ) -> std::result::Result<Vec<SqliteRow>, sqlx::Error> {
-        q(&self.statements.take_leased)
+        let query = q(&self.statements.take_leased)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(token)
             .bind(self.settings.lease_ms)
-            .bind(self.settings.ttl_ms)
-            .fetch_all(&self.pool)
-            .await
+            .bind(self.settings.ttl_ms);
+        self.in_transaction(query).await
+    }
+
+    /// Runs a query that is a whole transaction (`BEGIN IMMEDIATE; …; COMMIT`), returning
+    /// its rows. sqlx does not know the connection is in a transaction, so the query
+    /// must never stop half way with the connection going back to the pool: it runs in
+    /// a task of its own, which reads it to the end even if the caller stops waiting (a
+    /// timeout, a dropped request); if it fails part way, the connection is closed,
+    /// which rolls back what it began.
+    async fn in_transaction(
+        &self,
+        query: Query<'static, Sqlite, SqliteArguments>,
+    ) -> std::result::Result<Vec<SqliteRow>, sqlx::Error> {
+        let pool = self.pool.clone();
+        let run = async move {
+            let mut conn = pool.acquire().await?;
+            let rows = query.fetch_all(&mut *conn).await;
+            if rows.is_err() {
+                conn.close_on_drop();
+            }
+            rows
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn(run)
+                .await
+                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?,
+            // No runtime to run it on: sqlx's own tasks need one, so this fails anyway.
+            Err(_) => run.await,
+        }
     }
 
     /// Sends settles alone: deletes the rows `(seq, token)`.
