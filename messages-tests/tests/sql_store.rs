@@ -338,6 +338,43 @@ async fn restoring_keeps_the_cap(store: &Sql) {
     );
 }
 
+/// A read of a session that would end before two leases have passed keeps it alive for
+/// the idle TTL, so that an unsettled read comes back after its lease instead of
+/// expiring with the session; one read with time to spare reads and changes nothing
+/// else. `ttl` 4 s, lease 1 s: added at 0, read at 2.5 s (1.5 s left), checked at 5 s
+/// (past the first expiry at 4 s, before the kept-alive one at 6.5 s). Attempts whose
+/// sleeps overshot are tried again.
+async fn a_read_near_the_end_keeps_the_session_alive(store: &Sql, ttl: Duration, lease: Duration) {
+    for _ in 0..5 {
+        let s = session();
+        let added = Instant::now();
+        store.add(&s, &VIEW, Message::info("late")).await.unwrap();
+        let written = Instant::now();
+        tokio::time::sleep(
+            (added + ttl.saturating_sub(lease * 3 / 2)).saturating_duration_since(Instant::now()),
+        )
+        .await;
+        let read_started = Instant::now();
+        let taken = store.take_leased(&s, &VIEW).await.unwrap();
+        let read = Instant::now();
+        // The read must come while less than two leases are left, and end before the
+        // first expiry.
+        if read_started < written + ttl.saturating_sub(lease * 2) || read >= added + ttl {
+            continue;
+        }
+        assert_eq!(texts(&taken.messages), ["late"]);
+        tokio::time::sleep((written + ttl + lease).saturating_duration_since(Instant::now())).await;
+        let check_started = Instant::now();
+        let back = store.take(&s, &VIEW).await.unwrap();
+        if check_started >= read_started + ttl {
+            continue;
+        }
+        assert_eq!(texts(&back), ["late"], "the read kept the session alive");
+        return;
+    }
+    panic!("keep-alive could not be checked: every attempt overslept");
+}
+
 /// Concurrent leased takes of one context: exactly one gets every message.
 async fn leased_takes_are_exclusive(store: &Sql) {
     let s = session();
@@ -785,10 +822,14 @@ async fn rows_are_laid_out_as_documented(store: &Sql, other_namespace: &Sql) {
 
 /// Bad tables, namespaces and leases are configuration errors, before any I/O.
 fn bad_options() -> Vec<SqlOptions> {
-    let mut bad: Vec<SqlOptions> = ["", "Messages", "1st", "a-b", "a;b", "x y"]
-        .into_iter()
-        .map(table)
-        .collect();
+    // "settled" names a CTE of the statements, which would shadow the table; "order" is
+    // an SQL keyword.
+    let mut bad: Vec<SqlOptions> = [
+        "", "Messages", "1st", "a-b", "a;b", "x y", "settled", "order",
+    ]
+    .into_iter()
+    .map(table)
+    .collect();
     bad.push(SqlOptions {
         namespace: "has space".into(),
         ..SqlOptions::default()
@@ -918,6 +959,20 @@ macro_rules! sql_store_tests {
                     return;
                 };
                 super::retirement_ends_after_the_idle_ttl(&store, ttl).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_read_near_the_end_keeps_the_session_alive() {
+                let (ttl, lease) = (Duration::from_secs(4), Duration::from_secs(1));
+                let options = SqlOptions {
+                    idle_ttl: ttl,
+                    read_lease: lease,
+                    ..table("keep_alive")
+                };
+                let Some(store) = $make(options).await else {
+                    return;
+                };
+                super::a_read_near_the_end_keeps_the_session_alive(&store, ttl, lease).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

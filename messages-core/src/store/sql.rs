@@ -21,6 +21,142 @@ const MAX_NAMESPACE_BYTES: usize = 64;
 /// Longest table name, in bytes: PostgreSQL keeps 63 bytes of an identifier, and the
 /// longest name made from it is `{table}_sessions_expiry`.
 const MAX_TABLE_BYTES: usize = 40;
+/// Names a table cannot have: the names of the common table expressions of the stores'
+/// statements (a CTE of the same name would shadow the table in them), and PostgreSQL's
+/// reserved key words (a table of that name would have to be quoted).
+const RESERVED_TABLES: &[&str] = &[
+    // CTEs
+    "alive",
+    "batch",
+    "dead_from",
+    "dead_to",
+    "firsts",
+    "fits",
+    "inserted",
+    "kept",
+    "kept_alive",
+    "leased",
+    "locked",
+    "moved",
+    "moving",
+    "notified",
+    "picked",
+    "present",
+    "prior",
+    "purged",
+    "reaped",
+    "refreshed",
+    "retired",
+    "settled",
+    "sizes",
+    "stale",
+    "swept",
+    "trimmed",
+    "upserted",
+    "was_live",
+    // key words
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
 /// Longest idle TTL or lease, in ms (about 34 years).
 const MAX_TTL_MS: u64 = 1 << 40;
 /// Largest per-context cap.
@@ -55,7 +191,9 @@ const MAX_DEFERRED_ROWS: usize = 1024;
 pub struct SqlOptions {
     /// The messages table (default `messages`); the sessions table is
     /// `{table}_sessions`. 1 to 40 bytes of lowercase ASCII letters, digits and `_`,
-    /// not starting with a digit; anything else is an [`Error::Config`].
+    /// not starting with a digit, and neither an SQL key word (`order`, `user`, …) nor a
+    /// name the store's statements give their parts (`settled`, `picked`, …); anything
+    /// else is an [`Error::Config`].
     pub table: String,
     /// Written into every row (default `msg`), so several applications can share a
     /// table: 1 to 64 bytes of printable ASCII without space.
@@ -134,6 +272,11 @@ impl Settings {
         if !valid_table {
             return Err(Error::Config(format!(
                 "{store} table {table:?}: 1 to {MAX_TABLE_BYTES} bytes of lowercase ASCII letters, digits and '_', not starting with a digit"
+            )));
+        }
+        if RESERVED_TABLES.contains(&table.as_str()) {
+            return Err(Error::Config(format!(
+                "{store} table {table:?}: an SQL key word or a name the store's statements use"
             )));
         }
         let ns = &options.namespace;
