@@ -85,6 +85,16 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The process's turn to write, when writes take turns.
+async fn take_turn(
+    turns: Option<&tokio::sync::Mutex<()>>,
+) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    match turns {
+        Some(turns) => Some(turns.lock().await),
+        None => None,
+    }
+}
+
 async fn pair(
     kind: Kind,
     pool: &SqlitePool,
@@ -109,20 +119,16 @@ async fn pair(
             }
         }
         Kind::Floor | Kind::FloorTurns => {
-            let _turn = match kind {
-                Kind::FloorTurns => Some(turns.lock().await),
-                _ => None,
-            };
-            sqlx::query(FLOOR_ADD)
-                .bind(sid)
-                .bind(later)
-                .execute(pool)
-                .await?;
-            drop(_turn);
-            let _turn = match kind {
-                Kind::FloorTurns => Some(turns.lock().await),
-                _ => None,
-            };
+            let turns = matches!(kind, Kind::FloorTurns).then_some(turns);
+            {
+                let _turn = take_turn(turns).await;
+                sqlx::query(FLOOR_ADD)
+                    .bind(sid)
+                    .bind(later)
+                    .execute(pool)
+                    .await?;
+            }
+            let _turn = take_turn(turns).await;
             sqlx::query(FLOOR_READ)
                 .bind(sid)
                 .bind(later)

@@ -338,12 +338,11 @@ async fn restoring_keeps_the_cap(store: &Sql) {
     );
 }
 
-/// A read of a session that would end before two leases have passed keeps it alive for
-/// the idle TTL, so that an unsettled read comes back after its lease instead of
-/// expiring with the session; one read with time to spare reads and changes nothing
-/// else. `ttl` 4 s, lease 1 s: added at 0, read at 2.5 s (1.5 s left), checked at 5 s
-/// (past the first expiry at 4 s, before the kept-alive one at 6.5 s). Attempts whose
-/// sleeps overshot are tried again.
+/// A read of a session near its end keeps it alive for the idle TTL, so that an
+/// unsettled read comes back after its lease instead of expiring with the session.
+/// `ttl` 4 s, lease 1 s: added at 0, read at 2.5 s (1.5 s left), checked at 5 s (past
+/// the first expiry at 4 s, before the kept-alive one at 6.5 s). Attempts whose sleeps
+/// overshot are tried again.
 async fn a_read_near_the_end_keeps_the_session_alive(store: &Sql, ttl: Duration, lease: Duration) {
     for _ in 0..5 {
         let s = session();

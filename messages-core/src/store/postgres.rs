@@ -290,35 +290,6 @@ const WRITE_SWEEP: &str = r"
     RETURNING 1
 ";
 
-/// The end of a leased take, after its CTEs `settled` and the session's (`$guard`, a
-/// condition on them, says whether to take): locks the context's unleased rows in
-/// sequence order (not those of the settles carried in `$7`), marks them with the lease
-/// `$4` until now + `$6` ms, and returns them (`settled` false), then the sequence
-/// numbers of the rows settled (`settled` true).
-macro_rules! leased {
-    ($guard:literal) => {
-        concat!(
-            r"), picked AS (
-    SELECT seq FROM {m}
-    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
-            unleased!(),
-            r"
-      AND seq <> ALL($7::bigint[]) AND ",
-            $guard,
-            r"
-    ORDER BY seq FOR UPDATE
-), leased AS (
-    UPDATE {m} SET lease = $4, lease_until = {now} + $6
-    WHERE seq IN (SELECT seq FROM picked)
-    RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body
-)
-SELECT seq, ord, message_id, body, false AS settled FROM leased
-UNION ALL
-SELECT seq, NULL, NULL, NULL, true FROM settled"
-        )
-    };
-}
-
 /// Takes a context: deletes its rows and returns them, in one statement. The rows are
 /// locked in sequence order, so concurrent takes (and other writers that lock rows in
 /// that order) queue instead of deadlocking; a take that waited finds the rows gone and
@@ -355,36 +326,21 @@ const TAKE_LEASED: &str = concat!(
     unleased!(),
     r" AND seq <> ALL($7::bigint[]))
     RETURNING 1
-",
-    leased!("EXISTS (SELECT 1 FROM kept_alive)")
-);
-
-/// The common leased take, lighter: when the session is live, not retired, and lives
-/// more than `$5` ms (two leases) more, the context's rows are marked with the lease
-/// `$4` until now + `$6` ms and returned, carrying deferred settles (`$7`, `$8`), as
-/// [`TAKE_LEASED`] does — but the session's row is neither written nor locked (its
-/// expiry already outlives the lease). When the session is live but ends sooner and the
-/// context holds messages, it takes nothing and returns one more row whose `settled` is
-/// NULL, and the store runs [`TAKE_LEASED`], which keeps the session alive first (a
-/// session that is not live has nothing to take). Rows are locked in sequence order, as
-/// every writer locks them; rows a rotation moved meanwhile are no longer the
-/// context's, and are left to the new session.
-const TAKE_LEASED_LEAN: &str = concat!(
-    "WITH ",
-    settled!("$7", "$8"),
-    r", alive AS (
-    SELECT expires_at > {now} + $5 AS fresh FROM {s}
-    WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
-",
-    leased!("(SELECT fresh FROM alive)"),
-    r"
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL
-WHERE NOT (SELECT fresh FROM alive) AND EXISTS (
-    SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+), picked AS (
+    SELECT seq FROM {m}
+    WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     r"
-)"
+      AND seq <> ALL($7::bigint[]) AND EXISTS (SELECT 1 FROM kept_alive)
+    ORDER BY seq FOR UPDATE
+), leased AS (
+    UPDATE {m} SET lease = $4, lease_until = {now} + $6
+    WHERE seq IN (SELECT seq FROM picked)
+    RETURNING seq, COALESCE(pos, seq) AS ord, message_id, body
+)
+SELECT seq, ord, message_id, body, false AS settled FROM leased
+UNION ALL
+SELECT seq, NULL, NULL, NULL, true FROM settled"
 );
 
 /// Drops leases' reserves: `$1` namespace, `$2` sequence numbers, `$3` tokens (a row goes
@@ -521,7 +477,6 @@ struct Statements {
     write_sweep: sql::Sql,
     take: sql::Sql,
     take_leased: sql::Sql,
-    take_leased_lean: sql::Sql,
     settle: sql::Sql,
     peek: sql::Sql,
     count: sql::Sql,
@@ -547,7 +502,6 @@ impl Statements {
             write_sweep: f(&WRITE.replacen(WRITE_END, &format!("{WRITE_SWEEP}{WRITE_END}"), 1)),
             take: f(TAKE),
             take_leased: f(TAKE_LEASED),
-            take_leased_lean: f(TAKE_LEASED_LEAN),
             settle: f(SETTLE),
             peek: f(PEEK),
             count: f(COUNT),
@@ -612,10 +566,7 @@ fn stored(row: &PgRow) -> std::result::Result<StoredRow, sqlx::Error> {
 ///   shutdown: a settle held when the process exits is lost, and its messages shown
 ///   again after the lease). Rows whose lease is up count as in the context again —
 ///   before what arrived after them — so messages of a request whose process died are
-///   shown again, never lost. A read neither writes nor locks the session's row, unless
-///   the session would end within two leases: then a second statement makes it live the
-///   idle TTL more first, so that the reserve outlives its lease (adds refresh the idle
-///   TTL; reads do only then).
+///   shown again, never lost.
 /// - Reads (`peek`, `count`, `pending_views`) are one `SELECT`; `discard` and
 ///   `clear_session` one `DELETE`.
 /// - [`rotate`](MessageStore::rotate) is a transaction of two statements (four round
@@ -971,40 +922,14 @@ impl PostgresStore {
         view: &ViewId,
         token: &str,
     ) -> Result<Vec<StoredRow>> {
-        match self.take_leased_with(true, session, view, token).await? {
-            Some(rows) => Ok(rows),
-            None => Ok(self
-                .take_leased_with(false, session, view, token)
-                .await?
-                .unwrap_or_default()),
-        }
-    }
-
-    /// Runs [`TAKE_LEASED_LEAN`] (`lean`) or [`TAKE_LEASED`], carrying the deferred
-    /// settles: the rows taken, or `None` if the lean statement left it to the other.
-    async fn take_leased_with(
-        &self,
-        lean: bool,
-        session: &SessionKey,
-        view: &ViewId,
-        token: &str,
-    ) -> Result<Option<Vec<StoredRow>>> {
         let carried = self.deferred.for_statement();
         let (seqs, tokens) = sql::settle_binds(&carried);
-        let (statement, ttl_or_margin) = if lean {
-            (
-                &self.statements.take_leased_lean,
-                self.settings.lease_ms.saturating_mul(2),
-            )
-        } else {
-            (&self.statements.take_leased, self.settings.ttl_ms)
-        };
-        let query = q(statement)
+        let query = q(&self.statements.take_leased)
             .bind(self.namespace())
             .bind(session.as_str())
             .bind(view.as_str())
             .bind(token)
-            .bind(ttl_or_margin)
+            .bind(self.settings.ttl_ms)
             .bind(self.settings.lease_ms)
             .bind(seqs)
             .bind(tokens);
@@ -1018,15 +943,10 @@ impl PostgresStore {
         let mut context = Vec::with_capacity(rows.len());
         let mut settled = Vec::new();
         let mut bad = None;
-        let mut left = false;
         for row in &rows {
-            let result = match row.try_get::<Option<bool>, _>(4) {
-                Ok(Some(true)) => row.try_get::<i64, _>(0).map(|seq| settled.push(seq)),
-                Ok(Some(false)) => stored(row).map(|r| context.push(r)),
-                Ok(None) => {
-                    left = true;
-                    Ok(())
-                }
+            let result = match row.try_get::<bool, _>(4) {
+                Ok(true) => row.try_get::<i64, _>(0).map(|seq| settled.push(seq)),
+                Ok(false) => stored(row).map(|r| context.push(r)),
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
@@ -1036,7 +956,7 @@ impl PostgresStore {
         sql::carried(self, carried, &settled);
         match bad {
             Some(e) => Err(sql::unavailable(STORE, e)),
-            None => Ok((!left).then_some(context)),
+            None => Ok(context),
         }
     }
 

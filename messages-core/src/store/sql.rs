@@ -26,7 +26,6 @@ const MAX_TABLE_BYTES: usize = 40;
 /// reserved key words (a table of that name would have to be quoted).
 const RESERVED_TABLES: &[&str] = &[
     // CTEs
-    "alive",
     "batch",
     "dead_from",
     "dead_to",

@@ -171,17 +171,16 @@ WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
 );
 
 /// A leased take: one transaction of two statements sent as one query (one hop to the
-/// connection's thread, one commit). The first makes a live session (`$1`, `$2`) that
-/// would end within `$7` ms (two leases) live `$6` ms (the idle TTL) more when its
-/// context (`$3`) holds messages, so that a reserve outlives its lease (a session with
-/// more time left is not written); the second marks the context's rows with the lease `$4`
+/// connection's thread, one commit). The first makes a live session (`$1`, `$2`) live
+/// at least `$6` ms (the idle TTL) more when its context (`$3`) holds messages, so that
+/// a reserve outlives its lease; the second marks the context's rows with the lease `$4`
 /// until now + `$5` ms and returns them. SQLite runs one writer at a time, so two takes
 /// never both get a row.
 const TAKE_LEASED: &str = concat!(
     r"BEGIN IMMEDIATE;
 UPDATE {s} SET expires_at = max(expires_at, {now} + $6)
 WHERE namespace = $1 AND session_key = $2 AND expires_at > {now} AND retired_until IS NULL
-  AND expires_at <= {now} + $7 AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
+  AND EXISTS (SELECT 1 FROM {m} WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     r");
 UPDATE {m} SET lease = $4, lease_until = {now} + $5
@@ -399,9 +398,7 @@ struct SessionState {
 ///   one add in four, which also sweeps a bounded batch of expired sessions' rows. A
 ///   take is one `DELETE … RETURNING`, so two takes never both get a message; a
 ///   request's read ([`take_leased`](MessageStore::take_leased)) is one such
-///   transaction, which marks the rows with a lease instead (first making the session
-///   live the idle TTL more if it would end within two leases, so that the reserve
-///   outlives its lease), and they count as in the
+///   transaction, which keeps the session alive and marks the rows with a lease instead, and they count as in the
 ///   context again once it is up, unless the request settled.
 ///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
 ///   one statement (each statement is a hop to the connection's thread while the others
@@ -817,8 +814,7 @@ impl SqliteStore {
             .bind(view.as_str())
             .bind(token)
             .bind(self.settings.lease_ms)
-            .bind(self.settings.ttl_ms)
-            .bind(self.settings.lease_ms.saturating_mul(2));
+            .bind(self.settings.ttl_ms);
         self.in_transaction(query).await
     }
 
