@@ -4,8 +4,8 @@
 # Starts a fresh PostgreSQL (Debian's package; as the `postgres` user when run as root)
 # on 127.0.0.1 with the load harness's settings (fsync and full-page writes off), makes
 # schema.sql, then runs pgbench (prepared statements) on theirs.sql and floor.sql in
-# turn, ROUNDS times, and prints pairs/s for each. See BENCHMARKS.md, "The PostgreSQL
-# floor".
+# turn, ROUNDS times, and prints pairs/s for each. See BENCHMARKS.md, "The SQL
+# floors".
 set -eu
 seconds=${1:-8} clients=${2:-16} rounds=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
