@@ -186,11 +186,6 @@ struct ActixHeaders<'a>(&'a mut HeaderMap);
 crate::request::policy_header_names!(HeaderName);
 
 impl ResponseHeaders for ActixHeaders<'_> {
-    fn shows_messages(&self, status: u16) -> bool {
-        let htmx_redirect = self.0.contains_key(HX_REDIRECT) || self.0.contains_key(HX_LOCATION);
-        crate::present::response_shows_messages(status, htmx_redirect)
-    }
-
     fn values(&self, name: &'static str) -> Vec<Option<&str>> {
         self.0
             .get_all(header_name(name))

@@ -139,19 +139,18 @@ pub trait ResponseHeaders {
     fn replace(&mut self, name: &'static str, value: &str) -> bool;
 }
 
-/// Defines `header_name` and the constants `HX_REDIRECT`, `HX_LOCATION` for a header
-/// name type with a `const fn from_static` (http 1's, or actix-web's http 0.2's): the
-/// names the policy reads and writes, made at compile time. A `&str` name is parsed on
+/// Defines `header_name` for a header name type with a `const fn from_static` (http 1's,
+/// or actix-web's http 0.2's): the names the policy reads and writes, made at compile
+/// time. A `&str` name is parsed on
 /// every use, a measurable share of a request's cost in the load harness's profile.
 macro_rules! policy_header_names {
     ($name:ty) => {
-        const HX_REDIRECT: $name = <$name>::from_static($crate::present::HX_REDIRECT);
-        const HX_LOCATION: $name = <$name>::from_static($crate::present::HX_LOCATION);
-
         fn header_name(name: &'static str) -> $name {
             const SET_COOKIE: $name = <$name>::from_static("set-cookie");
             const VARY: $name = <$name>::from_static("vary");
             const CACHE_CONTROL: $name = <$name>::from_static("cache-control");
+            const HX_REDIRECT: $name = <$name>::from_static($crate::present::HX_REDIRECT);
+            const HX_LOCATION: $name = <$name>::from_static($crate::present::HX_LOCATION);
             match name {
                 "set-cookie" => SET_COOKIE,
                 "vary" => VARY,
@@ -169,11 +168,6 @@ pub(crate) use policy_header_names;
 policy_header_names!(HeaderName);
 
 impl ResponseHeaders for HeaderMap {
-    fn shows_messages(&self, status: u16) -> bool {
-        let htmx_redirect = self.contains_key(HX_REDIRECT) || self.contains_key(HX_LOCATION);
-        crate::present::response_shows_messages(status, htmx_redirect)
-    }
-
     fn values(&self, name: &'static str) -> Vec<Option<&str>> {
         self.get_all(header_name(name))
             .iter()
