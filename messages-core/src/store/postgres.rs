@@ -219,9 +219,9 @@ SELECT (SELECT count(*) FROM upserted) AS accepted,
 );
 
 /// The common add in one light statement: the session is live (or new) and the context
-/// has room. `$1` namespace, `$2` session, `$3` view, `$4` ids, `$5` JSON bodies (as for
-/// [`WRITE`]), `$6` idle TTL ms, `$7` and `$8` deferred settles (see [`settled!`]), `$9`
-/// the cap, `$10` the live channel.
+/// has room. `$1` to `$7` as for [`WRITE`] (namespace, session, view, ids, JSON bodies,
+/// idle TTL ms, the cap), `$8` the live channel, `$9` and `$10` deferred settles (see
+/// [`settled!`]).
 ///
 /// `upserted` refreshes the session's expiry only if it is live and not retired (a new
 /// session is inserted); on conflict the row is locked whether or not it is updated, so
@@ -234,7 +234,7 @@ SELECT (SELECT count(*) FROM upserted) AS accepted,
 /// none (a session's row outlives its rows: see the sweep).
 const WRITE_LEAN: &str = concat!(
     "WITH ",
-    settled!("$7", "$8"),
+    settled!("$9", "$10"),
     r", upserted AS (
     INSERT INTO {s} AS s (namespace, session_key, expires_at) VALUES ($1, $2, {now} + $6)
     ON CONFLICT (namespace, session_key) DO UPDATE SET expires_at = EXCLUDED.expires_at
@@ -245,9 +245,9 @@ const WRITE_LEAN: &str = concat!(
     WHERE namespace = $1 AND session_key = $2 AND view_id = $3 AND ",
     unleased!(),
     r"
-      AND seq <> ALL($7::bigint[])
+      AND seq <> ALL($9::bigint[])
 ), fits AS (
-    SELECT (SELECT count(*) FROM present) + cardinality($4::text[]) <= $9 AS ok
+    SELECT (SELECT count(*) FROM present) + cardinality($4::text[]) <= $7 AS ok
 ), inserted AS (
     INSERT INTO {m} (namespace, session_key, view_id, message_id, body)
     SELECT $1, $2, $3, b.message_id, b.body
@@ -257,7 +257,7 @@ const WRITE_LEAN: &str = concat!(
     ORDER BY b.i
     RETURNING 1
 ), notified AS MATERIALIZED (
-    SELECT pg_notify($10, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify($8, $2 || ' ' || $3) WHERE EXISTS (SELECT 1 FROM inserted)
 )
 SELECT (SELECT count(*) FROM upserted) AS accepted,
        (SELECT ok FROM fits) AS fits,
@@ -793,14 +793,8 @@ impl PostgresStore {
         };
         let row = self
             .fetch_carrying(|seqs, tokens| {
-                let query = q(statement)
-                    .bind(self.namespace())
-                    .bind(session.as_str())
-                    .bind(view.as_str())
-                    .bind(ids)
-                    .bind(bodies)
-                    .bind(self.settings.ttl_ms)
-                    .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
+                let query = self
+                    .write_query(statement, session, view, &ids, &bodies)
                     .bind(front)
                     .bind(self.feed.channel())
                     .bind(seqs)
@@ -833,17 +827,10 @@ impl PostgresStore {
     ) -> Result<bool> {
         let row = self
             .fetch_carrying(|seqs, tokens| {
-                q(&self.statements.write_lean)
-                    .bind(self.namespace())
-                    .bind(session.as_str())
-                    .bind(view.as_str())
-                    .bind(ids)
-                    .bind(bodies)
-                    .bind(self.settings.ttl_ms)
+                self.write_query(&self.statements.write_lean, session, view, ids, bodies)
+                    .bind(self.feed.channel())
                     .bind(seqs)
                     .bind(tokens)
-                    .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
-                    .bind(self.feed.channel())
             })
             .await?;
         let accepted: i64 = row
@@ -853,6 +840,26 @@ impl PostgresStore {
             .try_get("fits")
             .map_err(|e| sql::unavailable(STORE, e))?;
         Ok(accepted > 0 && fits)
+    }
+
+    /// `statement` (a write) with the binds its kinds share: `$1` namespace, `$2`
+    /// session, `$3` view, `$4` ids, `$5` JSON bodies, `$6` idle TTL ms, `$7` the cap.
+    fn write_query(
+        &self,
+        statement: &sql::Sql,
+        session: &SessionKey,
+        view: &ViewId,
+        ids: &[String],
+        bodies: &[String],
+    ) -> Query<'static, sqlx::Postgres, PgArguments> {
+        q(statement)
+            .bind(self.namespace())
+            .bind(session.as_str())
+            .bind(view.as_str())
+            .bind(ids)
+            .bind(bodies)
+            .bind(self.settings.ttl_ms)
+            .bind(i64::try_from(self.settings.per_context).unwrap_or(i64::MAX))
     }
 
     /// Runs the one-row statement `build` makes from the binds of the deferred settles
