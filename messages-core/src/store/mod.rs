@@ -105,6 +105,40 @@ impl Drop for Disarm {
     }
 }
 
+/// The waits between tries of failed settles sent again in the background: from 100 ms,
+/// doubling, at most 2 s, for as long as a try still comes before the deadline (the
+/// lease is up then, and a late settle finds nothing to drop).
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+struct Backoff {
+    pause: std::time::Duration,
+    deadline: tokio::time::Instant,
+    /// Tries so far, the first (before the backoff) included.
+    tries: u32,
+}
+
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+impl Backoff {
+    fn until(deadline: tokio::time::Instant) -> Backoff {
+        Backoff {
+            pause: std::time::Duration::from_millis(100),
+            deadline,
+            tries: 1,
+        }
+    }
+
+    /// Waits for the next try; `false`, at once, when it would not come before the
+    /// deadline.
+    async fn next(&mut self) -> bool {
+        if tokio::time::Instant::now() + self.pause >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(std::time::Duration::from_secs(2));
+        self.tries += 1;
+        true
+    }
+}
+
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::PostgresStore;

@@ -358,19 +358,14 @@ pub(super) async fn settle_later<F, Fut>(
     Fut: Future<Output = Result<()>>,
 {
     let lease = Duration::from_millis(u64::try_from(lease_ms).unwrap_or(0));
-    let deadline = tokio::time::Instant::now() + lease;
-    let mut pause = Duration::from_millis(100);
-    let mut tries = 1u32;
-    while tokio::time::Instant::now() + pause < deadline {
-        tokio::time::sleep(pause).await;
-        tries += 1;
+    let mut backoff = super::Backoff::until(tokio::time::Instant::now() + lease);
+    while backoff.next().await {
         if settle().await.is_ok() {
-            tracing::info!(view = %view, tries, "messages: read lease settled after a retry");
+            tracing::info!(view = %view, tries = backoff.tries, "messages: read lease settled after a retry");
             return;
         }
-        pause = (pause * 2).min(Duration::from_secs(2));
     }
-    tracing::warn!(view = %view, tries, "messages: read lease not settled; its messages will be shown again");
+    tracing::warn!(view = %view, tries = backoff.tries, "messages: read lease not settled; its messages will be shown again");
 }
 
 /// A fresh lease token: 128 random bits in hex, as message ids.

@@ -17,7 +17,7 @@ use ::redis::{FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErro
 use tokio::time::{Duration, Instant};
 
 use super::{Connection, RedisStore, SETTLE, SETTLE_LUA, unavailable};
-use crate::store::{Disarm, FlushMark, Lease};
+use crate::store::{Backoff, Disarm, FlushMark, Lease};
 use crate::{Result, SessionKey, ViewId};
 
 /// Most settles held back: one more sends them all at once, from the settle that found
@@ -417,20 +417,19 @@ impl RedisStore {
         let Some(deadline) = settles.iter().map(|h| h.deadline).max() else {
             return;
         };
-        let mut pause = Duration::from_millis(100);
-        let mut tries = 1u32;
-        while Instant::now() + pause < deadline {
-            tokio::time::sleep(pause).await;
-            tries += 1;
+        let mut backoff = Backoff::until(deadline);
+        while backoff.next().await {
             settles = self.send_settles(settles).await.0;
             if settles.is_empty() {
-                tracing::info!(tries, "messages: read leases settled after a retry");
+                tracing::info!(
+                    tries = backoff.tries,
+                    "messages: read leases settled after a retry"
+                );
                 return;
             }
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
         if let Some(first) = settles.first() {
-            tracing::warn!(view = %first.view, settles = settles.len(), tries, "messages: read leases not settled; their messages will be shown again");
+            tracing::warn!(view = %first.view, settles = settles.len(), tries = backoff.tries, "messages: read leases not settled; their messages will be shown again");
         }
     }
 }
