@@ -356,8 +356,8 @@ async fn a_read_near_the_end_keeps_the_session_alive(store: &Sql, ttl: Duration,
         let read_started = Instant::now();
         let taken = store.take_leased(&s, &VIEW).await.unwrap();
         let read = Instant::now();
-        // The read must come while less than two leases are left, and end before the
-        // first expiry.
+        // The read must come near the end (under two leases left, so that without a
+        // refresh the session would end before the check) and finish before it.
         if read_started < written + ttl.saturating_sub(lease * 2) || read >= added + ttl {
             continue;
         }

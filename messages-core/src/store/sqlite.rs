@@ -398,8 +398,9 @@ struct SessionState {
 ///   one add in four, which also sweeps a bounded batch of expired sessions' rows. A
 ///   take is one `DELETE … RETURNING`, so two takes never both get a message; a
 ///   request's read ([`take_leased`](MessageStore::take_leased)) is one such
-///   transaction, which keeps the session alive and marks the rows with a lease instead, and they count as in the
-///   context again once it is up, unless the request settled.
+///   transaction, which keeps the session alive and marks the rows with a lease
+///   instead, and they count as in the context again once it is up, unless the request
+///   settled.
 ///   The store holds [`settle`](MessageStore::settle)s back and runs those of 20 ms in
 ///   one statement (each statement is a hop to the connection's thread while the others
 ///   wait: a batch costs one); [`flush`](MessageStore::flush) runs them at once (call it
@@ -730,10 +731,10 @@ impl SqliteStore {
         Ok((true, plan.dropped))
     }
 
-    /// The common add in one query of two statements ([`ADD_LEAN`]), without the
-    /// transaction of [`write_once`](SqliteStore::write_once): `true` if every message went
-    /// in; `false` if that has to run (a new, expired or retired session, a full context,
-    /// an id already there). Called with the store's turn to write.
+    /// The common add: [`ADD_LEAN`], one transaction in one query instead of
+    /// [`write_once`](SqliteStore::write_once)'s hops. `true` if every message went in;
+    /// `false` if `write_once` has to run (a new, expired or retired session, a full
+    /// context, an id already there). Called with the store's turn to write.
     async fn write_lean(
         &self,
         session: &SessionKey,
