@@ -22,8 +22,10 @@ use actix_session::storage::{
 use actix_web::cookie::Key;
 use actix_web::cookie::time::Duration;
 use actix_web::dev::Server;
-use actix_web::http::header::{ContentType, LOCATION};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::http::header::{
+    CACHE_CONTROL, COOKIE, ContentType, HeaderValue, LOCATION, SET_COOKIE, VARY,
+};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_web_flash_messages::storage::{CookieMessageStore, SessionMessageStore};
 use actix_web_flash_messages::{FlashMessage, FlashMessagesFramework, IncomingFlashMessages};
 use messages_core::actix::MessagesMiddleware;
@@ -32,7 +34,8 @@ use tokio::sync::oneshot;
 
 use crate::BenchError;
 use crate::apps::{
-    ABOUT, Counter, Row, SETTINGS, SettingsForm, Shown, Target, ours_config, render, saved,
+    ABOUT, Counter, Row, SAVED, SETTINGS, SettingsForm, Shown, Target, floor_session, ours_config,
+    render, saved,
 };
 use crate::cpu::SERVER_THREADS;
 
@@ -67,6 +70,39 @@ async fn bare_settings() -> HttpResponse {
 
 async fn bare_save(_form: web::Form<SettingsForm>) -> HttpResponse {
     see_other()
+}
+
+// --- the floor: ours' responses with no flash library (as `apps::Row::Floor`) -----------------
+
+/// `Vary: Cookie`, `Cache-Control: private` and, on a first visit, the session cookie, as
+/// ours writes them on a response that used messages.
+fn floor_headers(mut response: HttpResponse, set_cookie: Option<String>) -> HttpResponse {
+    let headers = response.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("Cookie"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    if let Some(value) = set_cookie.and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.insert(SET_COOKIE, value);
+    }
+    response
+}
+
+fn floor_set_cookie(request: &HttpRequest) -> Option<String> {
+    floor_session(request.headers().get(COOKIE).map(HeaderValue::as_bytes)).1
+}
+
+async fn floor_settings(request: HttpRequest) -> HttpResponse {
+    let set_cookie = floor_set_cookie(&request);
+    let shown = [Shown {
+        level: "success",
+        text: SAVED.to_owned(),
+    }];
+    floor_headers(page("Settings", &shown), set_cookie)
+}
+
+async fn floor_save(request: HttpRequest, form: web::Form<SettingsForm>) -> HttpResponse {
+    let set_cookie = floor_set_cookie(&request);
+    drop(saved(&form));
+    floor_headers(see_other(), set_cookie)
 }
 
 // --- this library -------------------------------------------------------------------------
@@ -278,6 +314,18 @@ async fn serve(row: Row, target: &Target) -> Result<(Server, SocketAddr, Counter
                         web::resource(SETTINGS)
                             .route(web::get().to(bare_settings))
                             .route(web::post().to(bare_save)),
+                    )
+                    .route(ABOUT, web::get().to(about))
+            }),
+            Counter::Nothing,
+        ),
+        Row::ActixFloor => (
+            http_server!(listener, || {
+                App::new()
+                    .service(
+                        web::resource(SETTINGS)
+                            .route(web::get().to(floor_settings))
+                            .route(web::post().to(floor_save)),
                     )
                     .route(ABOUT, web::get().to(about))
             }),

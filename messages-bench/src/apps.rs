@@ -8,15 +8,17 @@
 //! same page with no messages and never asks the flash library for them). The page is a
 //! minijinja template with HTML escaping on, as an application would render it.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::extract::Form;
-use axum::http::StatusCode;
+use axum::extract::{Form, State};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
@@ -30,6 +32,7 @@ use messages_tests::CountingStore;
 use messages_tests::postgres_server::PostgresServer;
 use messages_tests::redis_server::RedisServer;
 use minijinja::{AutoEscape, Environment, context};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -117,6 +120,207 @@ async fn bare_settings() -> Response {
 async fn bare_save(Form(_form): Form<SettingsForm>) -> Redirect {
     Redirect::to(SETTINGS)
 }
+
+// --- the floors: ours' responses with no flash library ---------------------------------------
+
+/// The session cookie the floor rows set: ours' default name, `=`.
+pub(crate) const FLOOR_COOKIE: &str = "messages_session=";
+
+/// Sessions the floor rows handed out in this process.
+static FLOOR_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The floor's session: the value of the request's `messages_session` cookie, or a new
+/// one with the `Set-Cookie` value that hands it out. A value is as long as ours' session
+/// keys (43 characters), so a browser sends a floor row the same `Cookie` bytes as ours.
+pub(crate) fn floor_session(cookie_header: Option<&[u8]>) -> (String, Option<String>) {
+    let existing = cookie_header
+        .and_then(|header| std::str::from_utf8(header).ok())
+        .and_then(|header| {
+            header
+                .split(';')
+                .find_map(|pair| pair.trim().strip_prefix(FLOOR_COOKIE))
+        });
+    if let Some(value) = existing {
+        return (value.to_owned(), None);
+    }
+    let n = FLOOR_SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let value = format!("{n:0>43}");
+    let set = format!("{FLOOR_COOKIE}{value}; HttpOnly; SameSite=Lax; Path=/");
+    (value, Some(set))
+}
+
+/// The headers ours writes on a response that used messages, which the floor rows write
+/// on `/settings`: `Vary: Cookie`, `Cache-Control: private`, and the session cookie on a
+/// first visit.
+fn floor_headers(mut response: Response, set_cookie: Option<String>) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("Cookie"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    if let Some(value) = set_cookie.and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.insert(SET_COOKIE, value);
+    }
+    response
+}
+
+/// The message the floors show: the one the form adds, as ours keeps it, its level a tag.
+fn floor_shown(text: String) -> Shown {
+    Shown {
+        level: "success",
+        text,
+    }
+}
+
+/// `GET /settings` on the in-process floor: the page with the message every `POST` adds
+/// (a pair's `GET` follows its `POST`), from no state.
+async fn floor_settings(headers: HeaderMap) -> Response {
+    let (_, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    let shown = [floor_shown(SAVED.to_owned())];
+    floor_headers(page("Settings", &shown), set_cookie)
+}
+
+async fn floor_save(headers: HeaderMap, Form(form): Form<SettingsForm>) -> Response {
+    let (_, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    drop(saved(&form));
+    floor_headers(Redirect::to(SETTINGS).into_response(), set_cookie)
+}
+
+/// The in-process store floor's messages: session to texts, one map behind one mutex.
+type FloorMemory = Arc<Mutex<HashMap<String, Vec<String>>>>;
+
+/// `POST /settings` on the in-process store floor: the text pushed to the session's list.
+async fn floor_memory_save(
+    State(store): State<FloorMemory>,
+    headers: HeaderMap,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    let (session, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    store
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(session)
+        .or_default()
+        .push(saved(&form));
+    floor_headers(Redirect::to(SETTINGS).into_response(), set_cookie)
+}
+
+/// `GET /settings` on the in-process store floor: the session's list removed and shown.
+async fn floor_memory_settings(State(store): State<FloorMemory>, headers: HeaderMap) -> Response {
+    let (session, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    let texts = store
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&session)
+        .unwrap_or_default();
+    let shown: Vec<Shown> = texts.into_iter().map(floor_shown).collect();
+    floor_headers(page("Settings", &shown), set_cookie)
+}
+
+/// A Redis floor's connection, and for the leased floor its held settles.
+#[derive(Clone)]
+struct FloorRedis {
+    connection: ConnectionManager,
+    /// `None`: the floor without read leases. `Some`: the reserves read and shown, whose
+    /// `DEL` (the settle) goes in the pipeline of the connection's next command, as ours
+    /// holds its settles.
+    settles: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+impl FloorRedis {
+    /// A pipeline that starts with the settles held so far (the leased floor).
+    fn pipeline(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        if let Some(settles) = &self.settles {
+            let held = std::mem::take(&mut *settles.lock().unwrap_or_else(PoisonError::into_inner));
+            if !held.is_empty() {
+                pipe.del(held).ignore();
+            }
+        }
+        pipe
+    }
+}
+
+/// The Redis floors' idle TTL.
+const FLOOR_TTL_MS: i64 = 3_600_000;
+/// The leased floor's read lease, ours' default.
+const FLOOR_LEASE_MS: i64 = 30_000;
+/// Reserves the leased floor made in this process.
+static FLOOR_LEASES: AtomicU64 = AtomicU64::new(0);
+
+/// `POST /settings` on a Redis floor: one round trip, `RPUSH` of the text and `PEXPIRE`
+/// of the session's list, pipelined (after the held settles, on the leased floor).
+async fn floor_redis_save(
+    State(redis): State<FloorRedis>,
+    headers: HeaderMap,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    let (session, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    let key = format!("floor:{session}");
+    let mut pipe = redis.pipeline();
+    pipe.rpush(&key, saved(&form))
+        .ignore()
+        .pexpire(&key, FLOOR_TTL_MS)
+        .ignore();
+    let mut connection = redis.connection;
+    let stored: Result<(), redis::RedisError> = pipe.query_async(&mut connection).await;
+    match stored {
+        Ok(()) => floor_headers(Redirect::to(SETTINGS).into_response(), set_cookie),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /settings` on a Redis floor: one round trip. Without leases, `LPOP` of the
+/// session's list. With them, the held settles and then, in one `MULTI`, `LRANGE` of the
+/// list, `COPY` to a reserve, `DEL` of the list and `PEXPIRE` of the reserve; the
+/// reserve's `DEL` is then held for the next command.
+async fn floor_redis_settings(State(redis): State<FloorRedis>, headers: HeaderMap) -> Response {
+    let (session, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    let key = format!("floor:{session}");
+    let mut pipe = redis.pipeline();
+    let reserve = redis.settles.as_ref().map(|_| {
+        let n = FLOOR_LEASES.fetch_add(1, Ordering::Relaxed);
+        format!("{key};taken:{n}")
+    });
+    match &reserve {
+        None => {
+            pipe.lpop(&key, std::num::NonZeroUsize::new(FLOOR_TAKE));
+        }
+        Some(reserve) => {
+            pipe.atomic()
+                .lrange(&key, 0, -1)
+                .cmd("COPY")
+                .arg(&key)
+                .arg(reserve)
+                .ignore()
+                .del(&key)
+                .ignore()
+                .pexpire(reserve, FLOOR_LEASE_MS)
+                .ignore();
+        }
+    }
+    let mut connection = redis.connection;
+    let taken: Result<(Option<Vec<String>>,), redis::RedisError> =
+        pipe.query_async(&mut connection).await;
+    match taken {
+        Ok((texts,)) => {
+            if let (Some(settles), Some(reserve)) = (&redis.settles, reserve) {
+                settles
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(reserve);
+            }
+            let shown: Vec<Shown> = texts
+                .unwrap_or_default()
+                .into_iter()
+                .map(floor_shown)
+                .collect();
+            floor_headers(page("Settings", &shown), set_cookie)
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// At most this many messages a Redis floor `GET` takes, the per-view cap of ours.
+const FLOOR_TAKE: usize = 100;
 
 // --- this library -----------------------------------------------------------------------
 
@@ -245,6 +449,15 @@ impl Framework {
         }
     }
 
+    /// The row that serves ours' responses with no flash library: the floor of a flash
+    /// layer on the framework, and a ratio column.
+    pub fn floor(self) -> Row {
+        match self {
+            Framework::Axum => Row::Floor,
+            Framework::Actix => Row::ActixFloor,
+        }
+    }
+
     /// The other flash libraries on this framework: each gets a ratio column.
     pub fn peers(self) -> &'static [Row] {
         match self {
@@ -270,8 +483,16 @@ pub enum Backend {
 /// A row of the table: what serves the flash messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Row {
-    /// No flash library: the floor.
+    /// No flash library: `GET /settings` shows no message.
     Bare,
+    /// No flash library, ours' responses: `GET /settings` shows the message a `POST` adds
+    /// from no state, with the headers ours writes (`Vary: Cookie`, `Cache-Control:
+    /// private`, the session cookie on a first visit). The least any flash layer costs.
+    Floor,
+    /// [`Row::Floor`] keeping the message in the process, with the least an in-process
+    /// store does: a push to the session's list in one `Mutex<HashMap>` on the `POST`, the
+    /// list removed on the `GET`. No expiry, caps, order, leases or rotation.
+    FloorMemory,
     /// This library, `MemoryStore`.
     Memory,
     /// This library, `CookieStore` (messages in a signed cookie).
@@ -280,6 +501,17 @@ pub enum Row {
     Fallback,
     /// This library, `RedisStore` on a harness-started `redis-server`.
     Redis,
+    /// [`Row::Floor`] keeping the message in Redis with the least a store can send: one
+    /// round trip per request, `RPUSH` + `PEXPIRE` for the add and `LPOP` for the read;
+    /// no read lease, cap, order or rotation. The floor of a Redis flash store on the
+    /// `redis` crate's `ConnectionManager`, as ours uses.
+    FloorRedis,
+    /// [`Row::FloorRedis`] with read leases, the least a store keeping them sends: the read
+    /// copies the list to a reserve key with the lease as its TTL (`MULTI` of `LRANGE`,
+    /// `COPY`, `DEL`, `PEXPIRE`), and the reserve's `DEL` is held and sent in the pipeline
+    /// of the connection's next command. No put-back of lapsed leases (a crash's case),
+    /// cap, order or rotation.
+    FloorRedisLeased,
     /// This library, `PostgresStore` on a harness-started PostgreSQL server.
     Postgres,
     /// This library, `SqliteStore` on a file (WAL).
@@ -296,8 +528,10 @@ pub enum Row {
     /// `axum-messages` 0.8 with `tower-sessions-sqlx-store` 0.15's SQLite store (ported
     /// likewise) on a file of its own, opened as [`Row::Sqlite`]'s.
     AxumMessagesSqlite,
-    /// actix-web 4 with no flash library: the actix floor.
+    /// actix-web 4 with no flash library: `GET /settings` shows no message.
     ActixBare,
+    /// actix-web 4 serving ours' responses with no flash library, as [`Row::Floor`].
+    ActixFloor,
     /// This library on actix-web, `MemoryStore`.
     ActixMemory,
     /// This library on actix-web, `CookieStore`.
@@ -316,12 +550,16 @@ pub enum Row {
 
 impl Row {
     /// Every row, in table order.
-    pub const ALL: [Row; 18] = [
+    pub const ALL: [Row; 23] = [
         Row::Bare,
+        Row::Floor,
+        Row::FloorMemory,
         Row::Memory,
         Row::Cookie,
         Row::Fallback,
         Row::Redis,
+        Row::FloorRedis,
+        Row::FloorRedisLeased,
         Row::Postgres,
         Row::Sqlite,
         Row::AxumMessages,
@@ -329,6 +567,7 @@ impl Row {
         Row::AxumMessagesPostgres,
         Row::AxumMessagesSqlite,
         Row::ActixBare,
+        Row::ActixFloor,
         Row::ActixMemory,
         Row::ActixCookie,
         Row::ActixFallback,
@@ -341,6 +580,10 @@ impl Row {
     pub fn label(self) -> &'static str {
         match self {
             Row::Bare => "bare axum",
+            Row::Floor => "floor axum",
+            Row::FloorMemory => "floor axum: memory",
+            Row::FloorRedis => "floor axum: redis",
+            Row::FloorRedisLeased => "floor axum: redis, leased",
             Row::Memory => "ours: memory",
             Row::Cookie => "ours: cookie",
             Row::Fallback => "ours: fallback",
@@ -352,6 +595,7 @@ impl Row {
             Row::AxumMessagesPostgres => "axum-messages: postgres",
             Row::AxumMessagesSqlite => "axum-messages: sqlite",
             Row::ActixBare => "bare actix-web",
+            Row::ActixFloor => "floor actix-web",
             Row::ActixMemory => "ours on actix: memory",
             Row::ActixCookie => "ours on actix: cookie",
             Row::ActixFallback => "ours on actix: fallback",
@@ -365,6 +609,7 @@ impl Row {
     pub fn column(self) -> &'static str {
         match self {
             Row::Bare | Row::ActixBare => "bare",
+            Row::Floor | Row::ActixFloor => "floor",
             Row::AxumMessages => "axum-messages",
             Row::AwfmCookie => "AWFM cookie",
             Row::AwfmSession => "AWFM session",
@@ -376,6 +621,10 @@ impl Row {
     pub fn framework(self) -> Framework {
         match self {
             Row::Bare
+            | Row::Floor
+            | Row::FloorMemory
+            | Row::FloorRedis
+            | Row::FloorRedisLeased
             | Row::Memory
             | Row::Cookie
             | Row::Fallback
@@ -387,6 +636,7 @@ impl Row {
             | Row::AxumMessagesPostgres
             | Row::AxumMessagesSqlite => Framework::Axum,
             Row::ActixBare
+            | Row::ActixFloor
             | Row::ActixMemory
             | Row::ActixCookie
             | Row::ActixFallback
@@ -399,7 +649,11 @@ impl Row {
     /// Where the row keeps its messages or sessions.
     pub fn backend(self) -> Backend {
         match self {
-            Row::Redis | Row::ActixRedis | Row::AxumMessagesRedis => Backend::Redis,
+            Row::Redis
+            | Row::ActixRedis
+            | Row::AxumMessagesRedis
+            | Row::FloorRedis
+            | Row::FloorRedisLeased => Backend::Redis,
             Row::Postgres | Row::AxumMessagesPostgres => Backend::Postgres,
             Row::Sqlite | Row::AxumMessagesSqlite => Backend::Sqlite,
             _ => Backend::InProcess,
@@ -411,8 +665,12 @@ impl Row {
     /// `None` where axum-messages has no such store (cookies) or on actix-web.
     pub fn store_peer(self) -> Option<Row> {
         match self {
-            Row::Memory | Row::AxumMessages => Some(Row::AxumMessages),
-            Row::Redis | Row::AxumMessagesRedis => Some(Row::AxumMessagesRedis),
+            Row::Memory | Row::Floor | Row::FloorMemory | Row::AxumMessages => {
+                Some(Row::AxumMessages)
+            }
+            Row::Redis | Row::FloorRedis | Row::FloorRedisLeased | Row::AxumMessagesRedis => {
+                Some(Row::AxumMessagesRedis)
+            }
             Row::Postgres | Row::AxumMessagesPostgres => Some(Row::AxumMessagesPostgres),
             Row::Sqlite | Row::AxumMessagesSqlite => Some(Row::AxumMessagesSqlite),
             _ => None,
@@ -436,7 +694,16 @@ impl Row {
     pub fn expected_store_calls(self, workload: Workload) -> Option<usize> {
         let pair = workload == Workload::FlashPair;
         match self {
-            Row::Bare | Row::ActixBare | Row::Cookie | Row::ActixCookie | Row::AwfmCookie => None,
+            Row::Bare
+            | Row::Floor
+            | Row::FloorMemory
+            | Row::FloorRedis
+            | Row::FloorRedisLeased
+            | Row::ActixBare
+            | Row::ActixFloor
+            | Row::Cookie
+            | Row::ActixCookie
+            | Row::AwfmCookie => None,
             Row::Fallback | Row::ActixFallback => Some(0),
             Row::Memory | Row::ActixMemory => Some(if pair { 2 } else { 0 }),
             Row::Redis | Row::ActixRedis | Row::Postgres | Row::Sqlite => {
@@ -758,6 +1025,34 @@ async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchErr
                 .route(ABOUT, get(about)),
             Counter::Nothing,
         ),
+        (Row::Floor, _) => (
+            Router::new()
+                .route(SETTINGS, get(floor_settings).post(floor_save))
+                .route(ABOUT, get(about)),
+            Counter::Nothing,
+        ),
+        (Row::FloorMemory, _) => (
+            Router::new()
+                .route(SETTINGS, get(floor_memory_settings).post(floor_memory_save))
+                .route(ABOUT, get(about))
+                .with_state(FloorMemory::default()),
+            Counter::Nothing,
+        ),
+        (Row::FloorRedis | Row::FloorRedisLeased, Target::Redis(url)) => {
+            let client = redis::Client::open(url.as_str())?;
+            let connection = ConnectionManager::new(client).await?;
+            let settles = (row == Row::FloorRedisLeased).then(Arc::default);
+            (
+                Router::new()
+                    .route(SETTINGS, get(floor_redis_settings).post(floor_redis_save))
+                    .route(ABOUT, get(about))
+                    .with_state(FloorRedis {
+                        connection,
+                        settles,
+                    }),
+                Counter::Nothing,
+            )
+        }
         (Row::AxumMessages, _) => axum_messages(tower_sessions::MemoryStore::default()),
         (Row::AxumMessagesRedis, Target::Redis(url)) => {
             // One connection, pipelined, like our `RedisStore`'s; fred's defaults.
@@ -786,7 +1081,14 @@ async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchErr
             store.migrate().await?;
             axum_messages(store)
         }
-        (Row::AxumMessagesRedis | Row::AxumMessagesPostgres | Row::AxumMessagesSqlite, _) => {
+        (
+            Row::FloorRedis
+            | Row::FloorRedisLeased
+            | Row::AxumMessagesRedis
+            | Row::AxumMessagesPostgres
+            | Row::AxumMessagesSqlite,
+            _,
+        ) => {
             return Err(Target::wrong(row));
         }
         (row, target) => {

@@ -46,6 +46,9 @@ pub enum BenchError {
     /// The Redis session store's client could not be set up.
     #[error("redis session store: {0}")]
     RedisSessions(#[from] tower_sessions_redis_store::fred::prelude::Error),
+    /// The Redis floor row's client (`redis`).
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// The JSON report could not be written.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

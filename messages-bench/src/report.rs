@@ -134,6 +134,9 @@ pub struct Line {
     pub rounds: Vec<Metrics>,
     /// Beside the bare row of its framework, same workload and concurrency.
     pub vs_bare: Option<Ratios>,
+    /// Beside the floor row of its framework ([`Framework::floor`]), same workload and
+    /// concurrency.
+    pub vs_floor: Option<Ratios>,
     /// Beside each other flash library of its framework ([`Framework::peers`]), same
     /// workload and concurrency.
     pub vs_peers: Vec<PeerRatios>,
@@ -159,6 +162,7 @@ impl Line {
             median: Metrics::median(&rounds),
             rounds,
             vs_bare: None,
+            vs_floor: None,
             vs_peers: Vec::new(),
             vs_store_peer: None,
             failures: samples.iter().map(|s| s.failures).sum(),
@@ -219,11 +223,18 @@ pub struct PeerRatios {
     pub ratios: Ratios,
 }
 
-/// A line's ratios to its bare line, to its framework's peers and to its store peer.
-type LineRatios = (Option<Ratios>, Vec<PeerRatios>, Option<Ratios>);
+/// A line's ratios to its bare and floor lines, to its framework's peers and to its
+/// store peer.
+type LineRatios = (
+    Option<Ratios>,
+    Option<Ratios>,
+    Vec<PeerRatios>,
+    Option<Ratios>,
+);
 
-/// Fills in each line's ratios to the bare line and to the peer lines of its framework
-/// ([`Framework::bare`], [`Framework::peers`]), and to its store peer
+/// Fills in each line's ratios to the bare and floor lines and to the peer lines of its
+/// framework ([`Framework::bare`], [`Framework::floor`], [`Framework::peers`]), and to
+/// its store peer
 /// ([`Row::store_peer`]), at its workload and concurrency.
 pub fn add_ratios(lines: &mut [Line]) {
     let base = |lines: &[Line], row: Row, l: &Line| {
@@ -242,11 +253,17 @@ pub fn add_ratios(lines: &mut [Line]) {
                 .filter_map(|&peer| base(lines, peer, l).map(|ratios| PeerRatios { peer, ratios }))
                 .collect();
             let store_peer = l.row.store_peer().and_then(|peer| base(lines, peer, l));
-            (base(lines, framework.bare(), l), peers, store_peer)
+            (
+                base(lines, framework.bare(), l),
+                base(lines, framework.floor(), l),
+                peers,
+                store_peer,
+            )
         })
         .collect();
-    for (line, (bare, peers, store_peer)) in lines.iter_mut().zip(ratios) {
+    for (line, (bare, floor, peers, store_peer)) in lines.iter_mut().zip(ratios) {
         line.vs_bare = bare;
+        line.vs_floor = floor;
         line.vs_peers = peers;
         line.vs_store_peer = store_peer;
     }
@@ -362,9 +379,10 @@ impl Report {
 const SAME_STORE: &str = "same-store peer";
 
 /// One framework's lines of one workload as a Markdown table, with a ratio column for
-/// its bare row, for each of its peers and, where a line has one, for its store peer.
+/// its bare row, its floor row, each of its peers and, where a line has one, its store
+/// peer.
 fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
-    let mut bases: Vec<&str> = vec![framework.bare().column()];
+    let mut bases: Vec<&str> = vec![framework.bare().column(), framework.floor().column()];
     bases.extend(framework.peers().iter().map(|p| p.column()));
     if lines.iter().any(|l| l.row.store_peer().is_some()) {
         bases.push(SAME_STORE);
@@ -385,8 +403,8 @@ fn table(out: &mut String, framework: Framework, lines: &[&Line]) {
     let _ = writeln!(out, "{rule}");
     for line in lines {
         let d = &line.median;
-        // In the order of `bases`: bare, the peers, the store peer.
-        let mut of_bases: Vec<(String, String)> = vec![ratios(line.vs_bare)];
+        // In the order of `bases`: bare, floor, the peers, the store peer.
+        let mut of_bases: Vec<(String, String)> = vec![ratios(line.vs_bare), ratios(line.vs_floor)];
         for peer in framework.peers() {
             let r = line.vs_peers.iter().find(|p| p.peer == *peer);
             of_bases.push(ratios(r.map(|p| p.ratios)));

@@ -248,3 +248,133 @@ async fn actix_rows_stop_when_dropped() {
     }
     panic!("{addr} still accepts connections after its App was dropped");
 }
+
+/// One request on a fresh connection: the status line, the headers (names lowercased) and
+/// the body, read to the end (`Connection: close`).
+async fn exchange(app: &App, request: &str) -> (String, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().to_owned();
+    let mut headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_lowercase(), v.trim().to_owned()))
+        .filter(|(n, _)| n != "date")
+        .collect();
+    headers.sort();
+    (status, headers, body.to_owned())
+}
+
+/// A POST of the form, then the GET of the page it redirects to, as a browser holding
+/// the cookie the POST set: both answers, with the cookie's `name=value`.
+async fn pair_answers(app: &App) -> [(String, Vec<(String, String)>, String); 2] {
+    let post = format!(
+        "POST /settings HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\nname=Ada",
+        app.addr
+    );
+    let posted = exchange(app, &post).await;
+    let cookie = posted
+        .1
+        .iter()
+        .find(|(n, _)| n == "set-cookie")
+        .and_then(|(_, v)| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let get = format!(
+        "GET /settings HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n",
+        app.addr
+    );
+    let shown = exchange(app, &get).await;
+    assert_eq!(cookie.len(), 60, "{:?}", app.row);
+    [posted, shown]
+}
+
+/// The floor rows answer a pair as ours does: the same status lines, header names and
+/// values (the session cookie's value aside) and bodies, byte for byte; and a floor row
+/// serves the load contract (the message once per pair) with the cookie bytes of ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_rows_answer_what_ours_answers() {
+    let without_cookie_value = |answer: &(String, Vec<(String, String)>, String)| {
+        let headers: Vec<(String, String)> = answer
+            .1
+            .iter()
+            .map(|(n, v)| match n.as_str() {
+                "set-cookie" => (n.clone(), "messages_session=…".to_owned()),
+                _ => (n.clone(), v.clone()),
+            })
+            .collect();
+        (answer.0.clone(), headers, answer.2.clone())
+    };
+    for (floor, ours) in [
+        (Row::Floor, Row::Memory),
+        (Row::ActixFloor, Row::ActixMemory),
+    ] {
+        let floor_app = App::start(floor, Servers::default()).await.unwrap();
+        let ours_app = App::start(ours, Servers::default()).await.unwrap();
+        let [floor_post, floor_get] = pair_answers(&floor_app).await;
+        let [ours_post, ours_get] = pair_answers(&ours_app).await;
+        assert!(ours_get.2.contains("Settings saved for Ada."));
+        assert_eq!(
+            without_cookie_value(&floor_get),
+            without_cookie_value(&ours_get)
+        );
+        // Ours sets its session cookie with attributes of its own (`Max-Age`); the floor
+        // sets a cookie of the same `name=value` length.
+        let names = |a: &(String, Vec<(String, String)>, String)| -> Vec<String> {
+            a.1.iter().map(|(n, _)| n.clone()).collect()
+        };
+        assert_eq!(floor_post.0, ours_post.0);
+        assert_eq!(names(&floor_post), names(&ours_post), "{floor:?}");
+        // A browser sends a floor row as many cookie bytes per request as ours (the
+        // samples' requests differ only by the first pair's, which sets the cookie).
+        let ours_samples = both(ours, Servers::default()).await;
+        for ((pair, plain), (ours_pair, ours_plain)) in both(floor, Servers::default())
+            .await
+            .iter()
+            .zip(&ours_samples)
+        {
+            assert_eq!(
+                (pair.requests, pair.cookie_bytes, plain.cookie_bytes),
+                (
+                    ours_pair.requests,
+                    ours_pair.cookie_bytes,
+                    ours_plain.cookie_bytes
+                ),
+                "{floor:?}"
+            );
+            assert_eq!((plain.set_cookie_bytes, plain.store_calls), (0, None));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_floor_shows_each_message_once() {
+    // `both` fails on a message shown twice or not at all.
+    for (pair, plain) in both(Row::FloorMemory, Servers::default()).await {
+        assert!(pair.cookie_bytes > 0);
+        assert_eq!((pair.store_calls, plain.set_cookie_bytes), (None, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_floors_show_each_message_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let servers = Servers {
+        redis: Some(&redis),
+        ..Servers::default()
+    };
+    // `both` fails on a message shown twice or not at all.
+    for row in [Row::FloorRedis, Row::FloorRedisLeased] {
+        for (pair, plain) in both(row, servers).await {
+            assert!(pair.cookie_bytes > 0);
+            assert_eq!((pair.store_calls, plain.set_cookie_bytes), (None, 0));
+        }
+    }
+}

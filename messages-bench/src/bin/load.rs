@@ -5,8 +5,8 @@
 //!
 //! `BENCH_SCALE=0.1` (say) scales the request counts down for a quick look.
 //! `-- --rows postgres,sqlite` runs only the rows whose label holds one of the words (any
-//! case), with the bare rows of their frameworks and their axum-messages peers on the same
-//! store, so that their ratios are filled in.
+//! case), with the bare and floor rows of their frameworks and their axum-messages peers
+//! on the same store, so that their ratios are filled in.
 //!
 //! `-- --quick` is the regression guard CI runs (`scripts/test`): every row (or those of
 //! `--rows`), both workloads, 1 and 8 clients, a few dozen iterations, one round; it
@@ -117,8 +117,8 @@ fn json_path() -> PathBuf {
 }
 
 /// The arguments: `--quick`, and the rows — every row without `--rows`; with it, the
-/// rows whose label holds one of its comma-separated words, the bare rows of their
-/// frameworks, and their store peers ([`Row::store_peer`]), in table order.
+/// rows whose label holds one of its comma-separated words, the bare and floor rows of
+/// their frameworks, and their store peers ([`Row::store_peer`]), in table order.
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut words: Option<Vec<String>> = None;
     let mut quick = false;
@@ -154,9 +154,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         .into_iter()
         .filter(|row| {
             chosen.contains(row)
-                || chosen
-                    .iter()
-                    .any(|c| c.framework().bare() == *row || c.store_peer() == Some(*row))
+                || chosen.iter().any(|c| {
+                    let framework = c.framework();
+                    framework.bare() == *row
+                        || framework.floor() == *row
+                        || c.store_peer() == Some(*row)
+                })
         })
         .collect();
     Ok(Args { rows, quick })
@@ -404,9 +407,13 @@ mod tests {
             Args {
                 rows: vec![
                     Row::Bare,
+                    Row::Floor,
                     Row::Redis,
+                    Row::FloorRedis,
+                    Row::FloorRedisLeased,
                     Row::AxumMessagesRedis,
                     Row::ActixBare,
+                    Row::ActixFloor,
                     Row::ActixRedis
                 ],
                 quick: true
@@ -457,6 +464,7 @@ mod tests {
             args(&["--rows", "Postgres,sqlite"]).unwrap(),
             [
                 Row::Bare,
+                Row::Floor,
                 Row::Postgres,
                 Row::Sqlite,
                 Row::AxumMessagesPostgres,
@@ -465,11 +473,15 @@ mod tests {
         );
         assert_eq!(
             args(&["--rows=ours: memory"]).unwrap(),
-            [Row::Bare, Row::Memory, Row::AxumMessages]
+            [Row::Bare, Row::Floor, Row::Memory, Row::AxumMessages]
+        );
+        assert_eq!(
+            args(&["--rows", "floor axum: memory"]).unwrap(),
+            [Row::Bare, Row::Floor, Row::FloorMemory, Row::AxumMessages]
         );
         assert_eq!(
             args(&["--rows", "on actix: redis"]).unwrap(),
-            [Row::ActixBare, Row::ActixRedis]
+            [Row::ActixBare, Row::ActixFloor, Row::ActixRedis]
         );
         assert!(args(&["--rows", "nothing"]).is_err());
         assert!(args(&["--rows"]).is_err());
