@@ -513,7 +513,8 @@ mod tests {
             ],
         );
         let other_c = Line::new(Row::Bare, Workload::PlainGet, 1, &[sample(100, 100, None)]);
-        let mut lines = vec![bare, ours, other_c];
+        let floor = Line::new(Row::Floor, Workload::PlainGet, 16, &[sample(50, 2, None)]);
+        let mut lines = vec![bare, ours, other_c, floor];
         add_ratios(&mut lines);
         let d = lines[1].median;
         assert!((d.requests_per_s - 4000.0).abs() < 1e-6, "{d:?}");
@@ -530,6 +531,12 @@ mod tests {
         assert_eq!(vs_bare.server_cpu, Some(1.0));
         assert!(lines[1].vs_peers.is_empty());
         assert!((lines[2].vs_bare.unwrap().requests_per_s - 1.0).abs() < 1e-9);
+        // Over the floor's line of the same cell (25 000 req/s, 20 µs), none at c=1.
+        let vs_floor = lines[1].vs_floor.unwrap();
+        assert!((vs_floor.requests_per_s - 0.2).abs() < 1e-9, "{vs_floor:?}");
+        assert_eq!(vs_floor.server_cpu, Some(1.0));
+        assert_eq!(lines[2].vs_floor, None);
+        assert!(lines[3].vs_bare.is_some());
     }
 
     #[test]
@@ -649,7 +656,7 @@ mod tests {
         assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}");
         assert!(axum.contains("| server CPU µs/req | DB CPU µs/req | CPU × bare |"));
         assert!(
-            axum.contains("| 20.0 | 30.0 | 2.50× | 2.50× | 0.56× |"),
+            axum.contains("| 20.0 | 30.0 | 2.50× | – | 2.50× | 0.56× |"),
             "{report}"
         );
         let actix = report.split("actix-web 4:").nth(1).unwrap();
