@@ -7,6 +7,9 @@
 //! (renders the settings view's messages, consuming them) and `GET /about` (renders the
 //! same page with no messages and never asks the flash library for them). The page is a
 //! minijinja template with HTML escaping on, as an application would render it.
+//! The bare rows use no flash library and show no message; the floor rows
+//! ([`Row::Floor`] and the rows after it) serve ours' responses with the least each kind
+//! of store does, so that a row's cost can be read against what any flash layer costs.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -180,6 +183,7 @@ async fn floor_settings(headers: HeaderMap) -> Response {
 
 async fn floor_save(headers: HeaderMap, Form(form): Form<SettingsForm>) -> Response {
     let (_, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
+    // The text is built as ours builds it, and kept nowhere.
     drop(saved(&form));
     floor_headers(Redirect::to(SETTINGS).into_response(), set_cookie)
 }
@@ -269,9 +273,9 @@ async fn floor_redis_save(
 }
 
 /// `GET /settings` on a Redis floor: one round trip. Without leases, `LPOP` of the
-/// session's list. With them, the held settles and then, in one `MULTI`, `LRANGE` of the
+/// session's list. With them, one `MULTI`: the held settles' `DEL`, then `LRANGE` of the
 /// list, `COPY` to a reserve, `DEL` of the list and `PEXPIRE` of the reserve; the
-/// reserve's `DEL` is then held for the next command.
+/// reserve's `DEL` is then held for the connection's next command.
 async fn floor_redis_settings(State(redis): State<FloorRedis>, headers: HeaderMap) -> Response {
     let (session, set_cookie) = floor_session(headers.get(COOKIE).map(HeaderValue::as_bytes));
     let key = format!("floor:{session}");
