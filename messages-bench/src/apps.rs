@@ -8,8 +8,9 @@
 //! same page with no messages and never asks the flash library for them). The page is a
 //! minijinja template with HTML escaping on, as an application would render it.
 //! The bare rows use no flash library and show no message; the floor rows
-//! ([`Row::Floor`] and the rows after it) serve ours' responses with the least each kind
-//! of store does, so that a row's cost can be read against what any flash layer costs.
+//! ([`Row::Floor`], [`Row::FloorMemory`], [`Row::FloorRedis`], [`Row::FloorRedisLeased`],
+//! [`Row::ActixFloor`]) serve ours' responses with the least each kind of store does, so
+//! that a row's cost can be read against what any flash layer costs.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
