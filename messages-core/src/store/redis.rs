@@ -116,10 +116,11 @@ for _, v in ipairs(redis.call('SMEMBERS', index)) do
   local c = prefix .. v
   local leases = c .. ';leases'
   redis.call('PEXPIRE', c, ttl)
-  for _, token in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
-    redis.call('PEXPIRE', c .. ';taken:' .. token, ttl)
+  if redis.call('PEXPIRE', leases, ttl) == 1 then
+    for _, token in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
+      redis.call('PEXPIRE', c .. ';taken:' .. token, ttl)
+    end
   end
-  redis.call('PEXPIRE', leases, ttl)
 end
 redis.call('PEXPIRE', index, ttl)
 redis.call('PEXPIRE', seq, ttl)
@@ -215,7 +216,7 @@ const SETTLE_LUA: &str = concat!(
     forget_lua!(),
     r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
-if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('EXISTS', KEYS[3], KEYS[1]) == 0 then
   forget(KEYS[2], ARGV[1], KEYS[4])
 end
 return 0"
