@@ -3,9 +3,12 @@
 //! rows call a server store, and which carry cookies. Counts are tiny: no timing here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use axum::http::StatusCode;
+use axum::http::header::{DATE, SET_COOKIE};
 use messages_bench::apps::{App, Row, Servers};
 use messages_bench::client::{Cell, Sample, Workload, measure};
 use messages_bench::cpu::Database;
+use messages_tests::http::{HttpClient, Reply};
 use messages_tests::postgres_server;
 use messages_tests::redis_server::RedisServer;
 
@@ -249,67 +252,46 @@ async fn actix_rows_stop_when_dropped() {
     panic!("{addr} still accepts connections after its App was dropped");
 }
 
-/// One request on a fresh connection: the status line, the headers (names lowercased) and
-/// the body, read to the end (`Connection: close`).
-async fn exchange(app: &App, request: &str) -> (String, Vec<(String, String)>, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().to_owned();
-    let mut headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.to_lowercase(), v.trim().to_owned()))
-        .filter(|(n, _)| n != "date")
+/// A reply as the floor comparison reads it: the status, the headers in order of name
+/// (`Date` left out, and a `Set-Cookie`'s value hidden: the floor's session key is not
+/// ours) and the body.
+type Answer = (StatusCode, Vec<(String, String)>, String);
+
+fn answer(reply: &Reply) -> Answer {
+    let mut headers: Vec<(String, String)> = reply
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != DATE)
+        .map(|(n, v)| match *n {
+            SET_COOKIE => (n.to_string(), "messages_session=…".to_owned()),
+            _ => (n.to_string(), v.to_str().unwrap_or("?").to_owned()),
+        })
         .collect();
     headers.sort();
-    (status, headers, body.to_owned())
+    (reply.status, headers, reply.body.clone())
 }
 
-/// A POST of the form, then the GET of the page it redirects to, as a browser holding
-/// the cookie the POST set: both answers, with the cookie's `name=value`.
-async fn pair_answers(app: &App) -> [(String, Vec<(String, String)>, String); 2] {
-    let post = format!(
-        "POST /settings HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\nname=Ada",
-        app.addr
+/// A POST of the form, then the GET of the page it redirects to, by one browser: both
+/// answers. The POST sets a session cookie whose `name=value` is 60 bytes.
+async fn pair_answers(app: &App) -> [Answer; 2] {
+    let mut browser = HttpClient::new(app.addr);
+    let posted = browser.post_form("/settings", &[("name", "Ada")]).await;
+    let session = browser.cookie("messages_session").unwrap_or_default();
+    assert_eq!(
+        format!("messages_session={session}").len(),
+        60,
+        "{:?}",
+        app.row
     );
-    let posted = exchange(app, &post).await;
-    let cookie = posted
-        .1
-        .iter()
-        .find(|(n, _)| n == "set-cookie")
-        .and_then(|(_, v)| v.split(';').next())
-        .unwrap()
-        .to_owned();
-    let get = format!(
-        "GET /settings HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n",
-        app.addr
-    );
-    let shown = exchange(app, &get).await;
-    assert_eq!(cookie.len(), 60, "{:?}", app.row);
-    [posted, shown]
+    let shown = browser.get("/settings").await;
+    [answer(&posted), answer(&shown)]
 }
 
-/// The floor rows answer a pair as ours does: the same status lines, header names and
+/// The floor rows answer a pair as ours does: the same statuses, header names and
 /// values (the session cookie's value aside) and bodies, byte for byte; and a floor row
 /// serves the load contract (the message once per pair) with the cookie bytes of ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floor_rows_answer_what_ours_answers() {
-    let without_cookie_value = |answer: &(String, Vec<(String, String)>, String)| {
-        let headers: Vec<(String, String)> = answer
-            .1
-            .iter()
-            .map(|(n, v)| match n.as_str() {
-                "set-cookie" => (n.clone(), "messages_session=…".to_owned()),
-                _ => (n.clone(), v.clone()),
-            })
-            .collect();
-        (answer.0.clone(), headers, answer.2.clone())
-    };
     for (floor, ours) in [
         (Row::Floor, Row::Memory),
         (Row::ActixFloor, Row::ActixMemory),
@@ -319,15 +301,10 @@ async fn floor_rows_answer_what_ours_answers() {
         let [floor_post, floor_get] = pair_answers(&floor_app).await;
         let [ours_post, ours_get] = pair_answers(&ours_app).await;
         assert!(ours_get.2.contains("Settings saved for Ada."));
-        assert_eq!(
-            without_cookie_value(&floor_get),
-            without_cookie_value(&ours_get)
-        );
+        assert_eq!(floor_get, ours_get, "{floor:?}");
         // Ours sets its session cookie with attributes of its own (`Max-Age`); the floor
         // sets a cookie of the same `name=value` length.
-        let names = |a: &(String, Vec<(String, String)>, String)| -> Vec<String> {
-            a.1.iter().map(|(n, _)| n.clone()).collect()
-        };
+        let names = |a: &Answer| -> Vec<String> { a.1.iter().map(|(n, _)| n.clone()).collect() };
         assert_eq!(floor_post.0, ours_post.0);
         assert_eq!(names(&floor_post), names(&ours_post), "{floor:?}");
         // A browser sends a floor row as many cookie bytes per request as ours (the
