@@ -228,6 +228,10 @@ struct FloorRedis {
     /// `DEL` (the settle) goes in the pipeline of the connection's next command, as ours
     /// holds its settles.
     settles: Option<Arc<Mutex<Vec<String>>>>,
+    /// The keys' idle TTL and the read lease, in ms: ours' defaults
+    /// ([`RedisOptions::default`]).
+    ttl_ms: i64,
+    lease_ms: i64,
 }
 
 impl FloorRedis {
@@ -244,10 +248,6 @@ impl FloorRedis {
     }
 }
 
-/// The Redis floors' idle TTL.
-const FLOOR_TTL_MS: i64 = 3_600_000;
-/// The leased floor's read lease, ours' default.
-const FLOOR_LEASE_MS: i64 = 30_000;
 /// Reserves the leased floor made in this process.
 static FLOOR_LEASES: AtomicU64 = AtomicU64::new(0);
 
@@ -263,7 +263,7 @@ async fn floor_redis_save(
     let mut pipe = redis.pipeline();
     pipe.rpush(&key, saved(&form))
         .ignore()
-        .pexpire(&key, FLOOR_TTL_MS)
+        .pexpire(&key, redis.ttl_ms)
         .ignore();
     let mut connection = redis.connection;
     let stored: Result<(), redis::RedisError> = pipe.query_async(&mut connection).await;
@@ -298,7 +298,7 @@ async fn floor_redis_settings(State(redis): State<FloorRedis>, headers: HeaderMa
                 .ignore()
                 .del(&key)
                 .ignore()
-                .pexpire(reserve, FLOOR_LEASE_MS)
+                .pexpire(reserve, redis.lease_ms)
                 .ignore();
         }
     }
@@ -1047,6 +1047,8 @@ async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchErr
             let client = redis::Client::open(url.as_str())?;
             let connection = ConnectionManager::new(client).await?;
             let settles = (row == Row::FloorRedisLeased).then(Arc::default);
+            let ours = RedisOptions::default();
+            let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
             (
                 Router::new()
                     .route(SETTINGS, get(floor_redis_settings).post(floor_redis_save))
@@ -1054,6 +1056,8 @@ async fn router(row: Row, target: &Target) -> Result<(Router, Counter), BenchErr
                     .with_state(FloorRedis {
                         connection,
                         settles,
+                        ttl_ms: millis(ours.idle_ttl),
+                        lease_ms: millis(ours.read_lease),
                     }),
                 Counter::Nothing,
             )
