@@ -230,7 +230,15 @@ async fn keys_are_laid_out_as_documented() {
     }
     store.take(&s, &view).await.unwrap();
     let left: Vec<String> = con.keys("app1:*").await.unwrap();
-    assert!(left.is_empty(), "take leaves no keys: {left:?}");
+    assert_eq!(left, [seq.clone()], "take leaves only the sequence");
+    let ttl: i64 = con.pttl(&seq).await.unwrap();
+    assert!(
+        (50_000..=60_000).contains(&ttl),
+        "the sequence expires with the session: {ttl} ms"
+    );
+    store.add(&s, &view, Message::info("again")).await.unwrap();
+    let next: u64 = con.get(&seq).await.unwrap();
+    assert_eq!(next, 2, "a session written again counts on");
 }
 
 #[tokio::test]

@@ -129,20 +129,6 @@ return trimmed"#,
     )
 });
 
-/// A Lua function for the scripts below: `forget(index, view, seq)` drops a view that
-/// holds nothing more from the session's index, and the session's sequence with the
-/// index's last view (a session with nothing stored needs no place in a sequence, and
-/// one that gets messages again starts a new sequence), so that nothing of it is left.
-macro_rules! forget_lua {
-    () => {
-        r"local function forget(index, view, seq)
-  redis.call('SREM', index, view)
-  if redis.call('EXISTS', index) == 0 then redis.call('DEL', seq) end
-end
-"
-    };
-}
-
 /// Reads and deletes a context in one step, so two concurrent readers never both get a
 /// message. With a lease token it moves the context to a reserve key
 /// (`<context>;taken:<token>`) instead and records the lease's deadline in the context's
@@ -157,11 +143,9 @@ end
 /// the lease in ms, the per-context cap, the idle TTL in ms. The reserve keys are built
 /// here, not declared, but share the context's hash slot. Reads the server's clock
 /// (`TIME`) only when leases are out or one is made, so a plain take of a context
-/// without leases costs `EXISTS`, `ZRANGE`, `DEL`, `SREM`, `EXISTS` (and `DEL` of the
-/// sequence when it was the session's last view).
+/// without leases costs `EXISTS`, `ZRANGE`, `DEL`, `SREM`.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        forget_lua!(),
+    Script::new(
         r"local now
 local function clock()
   if not now then
@@ -205,34 +189,30 @@ if #m > 0 then
     leased = true
   end
 end
-if not leased then forget(KEYS[2], ARGV[1], KEYS[4]) end
-return m"
-    ))
+if not leased then redis.call('SREM', KEYS[2], ARGV[1]) end
+return m",
+    )
 });
 
 /// Drops a lease's reserve. KEYS and the first two ARGV as for `TAKE`. Settling twice,
 /// or after the lease is up and the reserve was put back, finds nothing and does nothing.
-const SETTLE_LUA: &str = concat!(
-    forget_lua!(),
-    r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
+const SETTLE_LUA: &str = r"redis.call('DEL', KEYS[1] .. ';taken:' .. ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('EXISTS', KEYS[3], KEYS[1]) == 0 then
-  forget(KEYS[2], ARGV[1], KEYS[4])
+  redis.call('SREM', KEYS[2], ARGV[1])
 end
-return 0"
-);
+return 0";
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(SETTLE_LUA));
 
 /// Drops a context's messages unread. Its reserves (leases out) stay, and so does its
 /// entry in the view index while they do, so they are still found, refreshed and put
 /// back. KEYS and the first ARGV as for `TAKE`.
 static DISCARD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        forget_lua!(),
+    Script::new(
         r"redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[3]) == 0 then forget(KEYS[2], ARGV[1], KEYS[4]) end
-return 0"
-    ))
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 0",
+    )
 });
 
 /// The views of a session that still hold messages — stored, or in a reserve whose
