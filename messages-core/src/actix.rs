@@ -75,7 +75,7 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, Respon
 
 use crate::live::{LAST_EVENT_ID, LiveRefused, LiveStream, SSE_HEADERS};
 use crate::present::{HX_TRIGGER, Htmx};
-use crate::request::ResponseHeaders;
+use crate::request::{ResponseHeaders, valid_static};
 use crate::{Messages, MessagesConfig, ViewId};
 
 /// The middleware that gives every request its [`Messages`] and commits them on the
@@ -205,6 +205,22 @@ impl ResponseHeaders for ActixHeaders<'_> {
             self.0.insert(header_name(name), v);
             true
         })
+    }
+
+    fn append_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        valid_static(value) && {
+            self.0
+                .append(header_name(name), HeaderValue::from_static(value));
+            true
+        }
+    }
+
+    fn replace_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        valid_static(value) && {
+            self.0
+                .insert(header_name(name), HeaderValue::from_static(value));
+            true
+        }
     }
 }
 

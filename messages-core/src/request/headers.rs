@@ -101,16 +101,21 @@ impl Committed {
         }
         let vary = headers.values("vary");
         if self.vary_cookie(vary.iter().flatten().copied()) {
-            headers.append("vary", "Cookie");
+            headers.append_static("vary", "Cookie");
         }
         let existing = headers.values("cache-control");
+        if existing.is_empty() {
+            // The usual case, with nothing to keep: no value to build.
+            headers.replace_static("cache-control", "private");
+            return;
+        }
         if existing.iter().any(Option::is_none) {
             tracing::warn!("messages: non-ASCII Cache-Control value dropped");
         }
         if let Some(value) = self.cache_control(existing.iter().flatten().copied())
             && !headers.replace("cache-control", &value)
         {
-            headers.replace("cache-control", "private");
+            headers.replace_static("cache-control", "private");
         }
     }
 }
@@ -137,6 +142,16 @@ pub trait ResponseHeaders {
     fn append(&mut self, name: &'static str, value: &str) -> bool;
     /// Replaces every `name` header with one `name: value`; false if refused.
     fn replace(&mut self, name: &'static str, value: &str) -> bool;
+    /// [`append`](Self::append) of a value known at compile time, which a header type
+    /// can take without copying it (the default copies, as `append` does).
+    fn append_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        self.append(name, value)
+    }
+    /// [`replace`](Self::replace) of a value known at compile time (see
+    /// [`append_static`](Self::append_static)).
+    fn replace_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        self.replace(name, value)
+    }
 }
 
 /// Defines `header_name` for a header name type with a `const fn from_static` (http 1's,
@@ -188,6 +203,28 @@ impl ResponseHeaders for HeaderMap {
             true
         })
     }
+
+    fn append_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        valid_static(value) && {
+            HeaderMap::append(self, header_name(name), HeaderValue::from_static(value));
+            true
+        }
+    }
+
+    fn replace_static(&mut self, name: &'static str, value: &'static str) -> bool {
+        valid_static(value) && {
+            self.insert(header_name(name), HeaderValue::from_static(value));
+            true
+        }
+    }
+}
+
+/// Whether `HeaderValue::from_static` takes `value` without panicking (http 1's and
+/// actix-web's http 0.2's: visible ASCII, spaces and tabs).
+pub(crate) fn valid_static(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// Splits a `Cache-Control` value at the commas outside quoted strings.
@@ -288,5 +325,20 @@ mod tests {
         Committed::default().apply(&mut headers);
         assert_eq!(headers.len(), 1);
         assert_eq!(headers[CACHE_CONTROL], "public, max-age=60");
+    }
+
+    /// A static value `HeaderValue::from_static` would panic on is refused instead.
+    #[test]
+    fn static_values_are_checked_not_trusted() {
+        let mut headers = HeaderMap::new();
+        for bad in ["a\nb", "\u{7f}", "caf\u{e9}"] {
+            assert!(!headers.append_static("vary", bad), "{bad:?}");
+            assert!(!headers.replace_static("cache-control", bad), "{bad:?}");
+        }
+        assert!(headers.is_empty());
+        assert!(headers.append_static("vary", "Cookie\tx ~"));
+        assert!(headers.replace_static("cache-control", "private"));
+        assert_eq!(headers[VARY], "Cookie\tx ~");
+        assert_eq!(headers[CACHE_CONTROL], "private");
     }
 }

@@ -63,6 +63,8 @@ pub use cookie::{CookieSettings, CookieStore, SameSite};
 pub use headers::ResponseHeaders;
 #[cfg(feature = "actix")]
 pub(crate) use headers::policy_header_names;
+#[cfg(feature = "actix")]
+pub(crate) use headers::valid_static;
 pub use identity::{Incoming, SessionChange, SessionCookie, SessionSource};
 pub use storage::Storage;
 pub use view::{MessageList, ViewMessages};
