@@ -163,6 +163,35 @@ impl GatedStore {
             entered: Arc::new(tokio::sync::Notify::new()),
         }
     }
+    /// Starts `b`'s session with one message for `view`, its add let through the gate.
+    async fn known_session(
+        &self,
+        config: &MessagesConfig,
+        b: &mut Browser,
+        view: &ViewId,
+        text: &str,
+    ) -> SessionKey {
+        let req = b.begin(config);
+        req.context(view).add_message(Message::info(text));
+        let committing = tokio::spawn({
+            let req = req.clone();
+            async move { req.commit(true).await }
+        });
+        self.entered.notified().await;
+        self.gate.add_permits(1);
+        b.apply(&committing.await.unwrap());
+        b.jar["messages_session"].parse().unwrap()
+    }
+
+    /// Runs `commit` until it waits at the gate, then drops it (a cancelled commit).
+    async fn drop_at_gate(&self, commit: impl Future) {
+        let entered = self.entered.notified();
+        tokio::select! {
+            _ = commit => panic!("the gate is closed: the commit cannot finish"),
+            () = entered => {} // the commit waits in the store; dropping it cancels it
+        }
+    }
+
     async fn wait_at_gate(&self) {
         self.entered.notify_one();
         let permit = self.gate.acquire().await.unwrap();
@@ -227,26 +256,13 @@ async fn a_commit_cancelled_while_the_store_writes_loses_nothing() {
     let store = GatedStore::new();
     let config = MessagesConfig::new(store.clone());
     let mut b = Browser::new();
-    // A known session first (its add passes the gate).
-    let req = b.begin(&config);
-    req.context(&SETTINGS).add_message(Message::info("first"));
-    let committing = tokio::spawn({
-        let req = req.clone();
-        async move { req.commit(true).await }
-    });
-    store.entered.notified().await;
-    store.gate.add_permits(1);
-    b.apply(&committing.await.unwrap());
-    let session: SessionKey = b.jar["messages_session"].parse().unwrap();
+    let session = store
+        .known_session(&config, &mut b, &SETTINGS, "first")
+        .await;
 
     let req = b.begin(&config);
     req.context(&SETTINGS).add_message(Message::info("second"));
-    let commit = req.commit(true);
-    let entered = store.entered.notified();
-    tokio::select! {
-        _ = commit => panic!("the gate is closed: the commit cannot finish"),
-        () = entered => {} // the commit waits in add_all; dropping it now cancels it
-    }
+    store.drop_at_gate(req.commit(true)).await;
     store.gate.add_permits(1);
     let inner = Arc::clone(&store.inner);
     assert!(
@@ -254,6 +270,36 @@ async fn a_commit_cancelled_while_the_store_writes_loses_nothing() {
         "the cancelled commit's add reached the store"
     );
     assert_eq!(b.read(&config, &SETTINGS).await, ["first", "second"]);
+}
+
+// A commit dropped while the store writes has a response that never went out: what the
+// request rendered goes back to the store (one without read leases), not lost. Failed
+// with the cancelled flag not read by the rest of the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cancelled_while_the_store_writes_gives_back_what_it_rendered() {
+    let store = GatedStore::new();
+    let config = MessagesConfig::new(store.clone());
+    let mut b = Browser::new();
+    let session = store
+        .known_session(&config, &mut b, &DASHBOARD, "rendered")
+        .await;
+
+    let req = b.begin(&config);
+    assert_eq!(
+        messages_tests::shown_texts(&req, &DASHBOARD).await,
+        ["rendered"]
+    );
+    req.context(&SETTINGS).add_message(Message::info("saved"));
+    store.drop_at_gate(req.commit(true)).await;
+    // The add, then the put-back of what was rendered, each pass the gate.
+    store.gate.add_permits(2);
+    let inner = Arc::clone(&store.inner);
+    assert!(
+        eventually(async || inner.count(&session, &DASHBOARD).await.unwrap() == 1).await,
+        "what the cancelled response rendered is back in the store"
+    );
+    assert_eq!(b.read(&config, &DASHBOARD).await, ["rendered"]);
+    assert_eq!(b.read(&config, &SETTINGS).await, ["saved"]);
 }
 
 // The same through the axum layer, cancelled by a timeout layer outside it.

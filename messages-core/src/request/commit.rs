@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::cookie::{CookieSettings, CookieStore, Keep};
 use super::identity::SessionChange;
@@ -192,13 +192,14 @@ type Finishing = Pin<Box<dyn Future<Output = Committed> + Send>>;
 /// marked as cancelled (the response never went out).
 struct FinishOnDrop {
     rest: Option<Finishing>,
-    cancelled: Arc<AtomicBool>,
+    /// The request, whose `cancelled` flag the rest reads.
+    request: Messages,
 }
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
         let Some(rest) = self.rest.take() else { return };
-        self.cancelled.store(true, Ordering::Release);
+        self.request.inner.cancelled.store(true, Ordering::Release);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(rest);
         } else {
@@ -237,14 +238,9 @@ impl Messages {
         if !st.touched {
             return Committed::default();
         }
-        let cancelled = Arc::new(AtomicBool::new(false));
         let mut finishing = FinishOnDrop {
-            rest: Some(Box::pin(self.clone().finish(
-                st,
-                success,
-                Arc::clone(&cancelled),
-            ))),
-            cancelled,
+            rest: Some(Box::pin(self.clone().finish(st, success))),
+            request: self.clone(),
         };
         let committed = match finishing.rest.as_mut() {
             Some(rest) => rest.await,
@@ -255,7 +251,7 @@ impl Messages {
     }
 
     /// The commit's store I/O and cookies, on the state taken out of the request.
-    async fn finish(self, mut st: State, success: bool, cancelled: Arc<AtomicBool>) -> Committed {
+    async fn finish(self, mut st: State, success: bool) -> Committed {
         let config = Arc::clone(&self.inner.config);
         let mut touched = st.touched;
 
@@ -350,7 +346,7 @@ impl Messages {
                 }
             }
         }
-        let cancelled = cancelled.load(Ordering::Acquire);
+        let cancelled = self.inner.cancelled.load(Ordering::Acquire);
         if let Some(server) = storage.server() {
             for (view, (session, lease)) in leases {
                 // A cancelled response was never seen: leave the lease to run out.

@@ -1,5 +1,6 @@
 //! The configuration requests begin from.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::commit::CommitGuard;
@@ -203,6 +204,7 @@ impl MessagesConfig {
                 state: Mutex::new(State::begin(&self.inner, cookie_headers)),
                 config: Arc::clone(&self.inner),
                 load_lock: tokio::sync::Mutex::new(()),
+                cancelled: AtomicBool::new(false),
             }),
         }
     }

@@ -46,6 +46,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 mod commit;
@@ -79,6 +80,9 @@ pub(crate) struct RequestInner {
     state: Mutex<State>,
     /// Serializes loads within one request, so no view is taken twice.
     load_lock: tokio::sync::Mutex<()>,
+    /// Set when the commit's future is dropped before it completes: the rest of the
+    /// commit, run on a spawned task, then treats the response as never sent.
+    cancelled: AtomicBool,
 }
 
 /// One request's messages, for every view: what handlers take (the extractor of every
