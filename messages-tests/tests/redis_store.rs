@@ -230,7 +230,7 @@ async fn keys_are_laid_out_as_documented() {
     }
     store.take(&s, &view).await.unwrap();
     let left: Vec<String> = con.keys("app1:*").await.unwrap();
-    assert_eq!(left, [seq.clone()], "take leaves only the sequence");
+    assert_eq!(left, [seq.as_str()], "take leaves only the sequence");
     let ttl: i64 = con.pttl(&seq).await.unwrap();
     assert!(
         (50_000..=60_000).contains(&ttl),
