@@ -11,7 +11,7 @@ use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError, RedisFuture,
-    Script, ScriptInvocation, Value,
+    Script, Value,
 };
 use async_trait::async_trait;
 
@@ -19,9 +19,11 @@ use super::{Lease, Taken};
 use crate::live::Watch;
 use crate::{Error, Message, MessageId, MessageStore, Result, SessionKey, ViewId};
 
+mod args;
 mod feed;
 mod settles;
 
+use args::{Eval, Key};
 use feed::{Feed, FeedConfig, Source};
 use settles::{Op, Queue};
 
@@ -670,30 +672,40 @@ impl RedisStore {
         self.round_trips.load(Ordering::Relaxed)
     }
 
+    /// A key of `session` (of a context of it with `view`): see [`Key`].
+    fn key<'a>(
+        &'a self,
+        session: &'a SessionKey,
+        view: Option<&'a ViewId>,
+        suffix: &'static str,
+    ) -> Key<'a> {
+        Key {
+            namespace: &self.namespace,
+            session: session.as_str(),
+            view: view.map(ViewId::as_str),
+            suffix,
+        }
+    }
+
     /// The key that marks a session rotated away from: `{namespace}:{<session>};retired`.
     /// While it lives (`idle_ttl`), the write script refuses adds to the session.
-    fn retired_key(&self, session: &SessionKey) -> String {
-        format!("{}:{{{}}};retired", self.namespace, session.as_str())
+    fn retired_key<'a>(&'a self, session: &'a SessionKey) -> Key<'a> {
+        self.key(session, None, ";retired")
     }
 
     /// The key of a session's arrival sequence: `{namespace}:{<session>};seq`.
-    fn seq_key(&self, session: &SessionKey) -> String {
-        format!("{}:{{{}}};seq", self.namespace, session.as_str())
+    fn seq_key<'a>(&'a self, session: &'a SessionKey) -> Key<'a> {
+        self.key(session, None, ";seq")
     }
 
     /// The key of a context's sorted set: `{namespace}:{<session>}:{view}`.
     pub fn context_key(&self, session: &SessionKey, view: &ViewId) -> String {
-        format!("{}:{{{}}}:{view}", self.namespace, session.as_str())
+        self.key(session, Some(view), "").to_string()
     }
 
     /// The key of a session's view index: `{namespace}:{<session>};views`.
     pub fn views_key(&self, session: &SessionKey) -> String {
-        format!("{}:{{{}}};views", self.namespace, session.as_str())
-    }
-
-    /// The key of a context's lease set: `{namespace}:{<session>}:{view};leases`.
-    fn leases_key(&self, session: &SessionKey, view: &ViewId) -> String {
-        format!("{}:{{{}}}:{view};leases", self.namespace, session.as_str())
+        self.key(session, None, ";views").to_string()
     }
 
     /// The channel a session's adds are announced on, with sharded pub/sub (`SPUBLISH`),
@@ -704,8 +716,8 @@ impl RedisStore {
     }
 
     /// The prefix of a session's context keys (the Lua scripts append the view).
-    fn context_prefix(&self, session: &SessionKey) -> String {
-        format!("{}:{{{}}}:", self.namespace, session.as_str())
+    fn context_prefix<'a>(&'a self, session: &'a SessionKey) -> Key<'a> {
+        self.key(session, None, ":")
     }
 
     /// Runs one operation on a clone of the connection, within the store's time bound.
@@ -742,24 +754,24 @@ impl RedisStore {
         messages
     }
 
-    /// An invocation of `TAKE`, `SETTLE` or `DISCARD` on a context: its keys, the view and
-    /// the token.
+    /// A call of `TAKE`, `SETTLE` or `DISCARD` on a context: its keys (the context, the
+    /// view index, the lease set, the sequence), the view and the token.
     fn on_context<'a>(
         &self,
         script: &'a Script,
         session: &SessionKey,
         view: &ViewId,
         token: &str,
-    ) -> ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(self.context_key(session, view))
-            .key(self.views_key(session))
-            .key(self.leases_key(session, view))
-            .key(self.seq_key(session))
-            .arg(view.as_str())
-            .arg(token);
-        invocation
+    ) -> Eval<'a> {
+        let keys = [
+            self.key(session, Some(view), ""),
+            self.key(session, None, ";views"),
+            self.key(session, Some(view), ";leases"),
+            self.seq_key(session),
+        ];
+        let mut eval = Eval::new(script, &keys);
+        eval.arg(view.as_str()).arg(token);
+        eval
     }
 
     /// Runs `WRITE` in `mode` (`add` or `back`) with `messages`, which are not empty.
@@ -770,24 +782,23 @@ impl RedisStore {
         view: &ViewId,
         messages: &[Message],
     ) -> Result<()> {
-        let mut invocation = WRITE.prepare_invoke();
-        invocation
-            .key(self.context_key(session, view))
-            .key(self.views_key(session))
-            .key(self.seq_key(session))
-            .key(self.retired_key(session))
-            .arg(mode)
+        let keys = [
+            self.key(session, Some(view), ""),
+            self.key(session, None, ";views"),
+            self.seq_key(session),
+            self.retired_key(session),
+        ];
+        let mut eval = Eval::new(&WRITE, &keys);
+        eval.arg(mode)
             .arg(view.as_str())
             .arg(self.per_context)
             .arg(self.ttl_ms)
             .arg(self.context_prefix(session))
             .arg(self.live_channel(session));
         for m in messages {
-            invocation
-                .arg(m.id().to_string())
-                .arg(serde_json::to_string(m)?);
+            eval.arg_display(m.id()).arg_json(m)?;
         }
-        let trimmed: i64 = self.send(session, Op::Script(invocation)).await?;
+        let trimmed: i64 = self.send(session, Op::Script(eval)).await?;
         if trimmed < 0 {
             tracing::warn!(
                 dropped = messages.len(),
@@ -806,19 +817,18 @@ impl RedisStore {
         view: &ViewId,
         token: &str,
     ) -> Result<Vec<Message>> {
-        let mut invocation = self.on_context(&TAKE, session, view, token);
-        invocation
-            .arg(self.lease_ms)
+        let mut eval = self.on_context(&TAKE, session, view, token);
+        eval.arg(self.lease_ms)
             .arg(self.per_context)
             .arg(self.ttl_ms);
-        let members: Vec<Vec<u8>> = self.send(session, Op::Script(invocation)).await?;
+        let members: Vec<Vec<u8>> = self.send(session, Op::Script(eval)).await?;
         Ok(RedisStore::decode(members, view))
     }
 
     /// Runs `SETTLE` once.
     async fn settle_once(&self, session: &SessionKey, view: &ViewId, lease: &Lease) -> Result<()> {
-        let invocation = self.on_context(&SETTLE, session, view, lease.token());
-        self.run(|mut c| async move { invocation.invoke_async::<()>(&mut c).await })
+        let eval = self.on_context(&SETTLE, session, view, lease.token());
+        self.run(|mut c| async move { eval.invoke_async::<()>(&mut c).await })
             .await
     }
 }
@@ -947,7 +957,7 @@ impl MessageStore for RedisStore {
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
         let mut cmd = ::redis::cmd("ZRANGE");
-        cmd.arg(self.context_key(session, view)).arg(0).arg(-1);
+        cmd.arg(self.key(session, Some(view), "")).arg(0).arg(-1);
         let members: Vec<Vec<u8>> = self.send(session, Op::Cmd(cmd)).await?;
         Ok(RedisStore::decode(members, view))
     }
@@ -955,22 +965,20 @@ impl MessageStore for RedisStore {
     /// The number of members, including any that would fail to decode.
     async fn count(&self, session: &SessionKey, view: &ViewId) -> Result<usize> {
         let mut cmd = ::redis::cmd("ZCARD");
-        cmd.arg(self.context_key(session, view));
+        cmd.arg(self.key(session, Some(view), ""));
         self.send(session, Op::Cmd(cmd)).await
     }
 
     async fn discard(&self, session: &SessionKey, view: &ViewId) -> Result<()> {
-        let invocation = self.on_context(&DISCARD, session, view, "");
-        self.send(session, Op::Script(invocation)).await
+        let eval = self.on_context(&DISCARD, session, view, "");
+        self.send(session, Op::Script(eval)).await
     }
 
     async fn clear_session(&self, session: &SessionKey) -> Result<()> {
-        let mut invocation = CLEAR_SESSION.prepare_invoke();
-        invocation
-            .key(self.views_key(session))
-            .key(self.seq_key(session))
-            .arg(self.context_prefix(session));
-        let _cleared: usize = self.send(session, Op::Script(invocation)).await?;
+        let keys = [self.key(session, None, ";views"), self.seq_key(session)];
+        let mut eval = Eval::new(&CLEAR_SESSION, &keys);
+        eval.arg(self.context_prefix(session));
+        let _cleared: usize = self.send(session, Op::Script(eval)).await?;
         Ok(())
     }
 
@@ -1008,11 +1016,9 @@ impl MessageStore for RedisStore {
     }
 
     async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>> {
-        let mut invocation = PENDING_VIEWS.prepare_invoke();
-        invocation
-            .key(self.views_key(session))
-            .arg(self.context_prefix(session));
-        let names: Vec<String> = self.send(session, Op::Script(invocation)).await?;
+        let mut eval = Eval::new(&PENDING_VIEWS, &[self.key(session, None, ";views")]);
+        eval.arg(self.context_prefix(session));
+        let names: Vec<String> = self.send(session, Op::Script(eval)).await?;
         let mut views: Vec<ViewId> = names
             .into_iter()
             .filter_map(|n| match ViewId::new(n) {

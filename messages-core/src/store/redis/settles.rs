@@ -13,10 +13,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ::redis::{FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErrorKind, Value};
+use ::redis::{FromRedisValue, Pipeline, RedisError, ServerErrorKind, Value};
 use tokio::time::{Duration, Instant};
 
-use super::{Connection, RedisStore, SETTLE, SETTLE_LUA, unavailable};
+use super::{Connection, Eval, RedisStore, SETTLE, SETTLE_LUA, unavailable};
 use crate::store::{Backoff, Disarm, FlushMark, Lease};
 use crate::{Result, SessionKey, ViewId};
 
@@ -72,10 +72,10 @@ impl Drop for Carried<'_> {
     }
 }
 
-/// One of the store's operations: a command, or a script invocation.
+/// One of the store's operations: a command, or a script call.
 pub(super) enum Op<'a> {
     Cmd(::redis::Cmd),
-    Script(ScriptInvocation<'a>),
+    Script(Eval<'a>),
 }
 
 impl Op<'_> {
@@ -83,14 +83,14 @@ impl Op<'_> {
     async fn send<T: FromRedisValue>(&self, c: &mut Connection) -> ::redis::RedisResult<T> {
         match self {
             Op::Cmd(cmd) => cmd.query_async(c).await,
-            Op::Script(invocation) => invocation.invoke_async(c).await,
+            Op::Script(eval) => eval.invoke_async(c).await,
         }
     }
 
     fn add_to(&self, pipe: &mut Pipeline) {
         match self {
             Op::Cmd(cmd) => pipe.add_command(cmd.clone()),
-            Op::Script(invocation) => pipe.invoke_script(invocation),
+            Op::Script(eval) => pipe.add_command(eval.cmd().clone()),
         };
     }
 }
@@ -152,7 +152,7 @@ impl RedisStore {
             pipe.cmd("SCRIPT").arg("LOAD").arg(SETTLE_LUA).ignore();
         }
         for held in &carried.settles {
-            pipe.invoke_script(&self.settle_invocation(held));
+            pipe.add_command(self.settle_call(held).into_cmd());
         }
         op.add_to(&mut pipe);
         pipe.ignore_errors();
@@ -230,7 +230,7 @@ impl RedisStore {
         }
     }
 
-    fn settle_invocation(&self, held: &Held) -> ScriptInvocation<'static> {
+    fn settle_call(&self, held: &Held) -> Eval<'static> {
         self.on_context(&SETTLE, &held.session, &held.view, held.lease.token())
     }
 
@@ -364,7 +364,7 @@ impl RedisStore {
         let mut pipe = ::redis::pipe();
         pipe.cmd("SCRIPT").arg("LOAD").arg(SETTLE_LUA).ignore();
         for held in &settles {
-            pipe.invoke_script(&self.settle_invocation(held));
+            pipe.add_command(self.settle_call(held).into_cmd());
         }
         pipe.ignore_errors();
         let sent = settles.len();
