@@ -6,6 +6,8 @@
 //! other directives kept, so no shared cache serves one person's messages to another. A
 //! response that did not touch messages is left alone.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Committed;
@@ -44,10 +46,19 @@ impl Committed {
     /// assert_eq!(Committed::default().cache_control(["public"]), None);
     /// ```
     pub fn cache_control<'a>(&self, existing: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        self.private_cache_control(existing).map(Cow::into_owned)
+    }
+
+    /// [`cache_control`](Committed::cache_control), borrowed when it is the plain
+    /// `private` (nothing of the response's to keep), so no value is built.
+    fn private_cache_control<'a>(
+        &self,
+        existing: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Cow<'static, str>> {
         if !self.touched {
             return None;
         }
-        let mut value = String::from("private");
+        let mut value = Cow::Borrowed("private");
         for text in existing {
             for directive in split_directives(text) {
                 let name = directive.split('=').next().unwrap_or_default().trim();
@@ -55,6 +66,7 @@ impl Committed {
                     .iter()
                     .any(|d| name.eq_ignore_ascii_case(d));
                 if !dropped {
+                    let value = value.to_mut();
                     value.push_str(", ");
                     value.push_str(directive);
                 }
@@ -104,18 +116,17 @@ impl Committed {
             headers.append_static("vary", "Cookie");
         }
         let existing = headers.values("cache-control");
-        if existing.is_empty() {
-            // The usual case, with nothing to keep: no value to build.
-            headers.replace_static("cache-control", "private");
-            return;
-        }
         if existing.iter().any(Option::is_none) {
             tracing::warn!("messages: non-ASCII Cache-Control value dropped");
         }
-        if let Some(value) = self.cache_control(existing.iter().flatten().copied())
-            && !headers.replace("cache-control", &value)
-        {
-            headers.replace_static("cache-control", "private");
+        match self.private_cache_control(existing.iter().flatten().copied()) {
+            Some(Cow::Borrowed(value)) => {
+                headers.replace_static("cache-control", value);
+            }
+            Some(Cow::Owned(value)) if !headers.replace("cache-control", &value) => {
+                headers.replace_static("cache-control", "private");
+            }
+            Some(Cow::Owned(_)) | None => {}
         }
     }
 }
