@@ -700,12 +700,27 @@ impl RedisStore {
 
     /// The key of a context's sorted set: `{namespace}:{<session>}:{view}`.
     pub fn context_key(&self, session: &SessionKey, view: &ViewId) -> String {
-        self.key(session, Some(view), "").to_string()
+        self.ctx_key(session, view).to_string()
     }
 
     /// The key of a session's view index: `{namespace}:{<session>};views`.
     pub fn views_key(&self, session: &SessionKey) -> String {
-        self.key(session, None, ";views").to_string()
+        self.index_key(session).to_string()
+    }
+
+    /// [`context_key`](RedisStore::context_key), written in place where it is sent.
+    fn ctx_key<'a>(&'a self, session: &'a SessionKey, view: &'a ViewId) -> Key<'a> {
+        self.key(session, Some(view), "")
+    }
+
+    /// [`views_key`](RedisStore::views_key), written in place where it is sent.
+    fn index_key<'a>(&'a self, session: &'a SessionKey) -> Key<'a> {
+        self.key(session, None, ";views")
+    }
+
+    /// The key of a context's lease set: `{namespace}:{<session>}:{view};leases`.
+    fn lease_set_key<'a>(&'a self, session: &'a SessionKey, view: &'a ViewId) -> Key<'a> {
+        self.key(session, Some(view), ";leases")
     }
 
     /// The channel a session's adds are announced on, with sharded pub/sub (`SPUBLISH`),
@@ -764,9 +779,9 @@ impl RedisStore {
         token: &str,
     ) -> Eval<'a> {
         let keys = [
-            self.key(session, Some(view), ""),
-            self.key(session, None, ";views"),
-            self.key(session, Some(view), ";leases"),
+            self.ctx_key(session, view),
+            self.index_key(session),
+            self.lease_set_key(session, view),
             self.seq_key(session),
         ];
         let mut eval = Eval::new(script, &keys);
@@ -783,8 +798,8 @@ impl RedisStore {
         messages: &[Message],
     ) -> Result<()> {
         let keys = [
-            self.key(session, Some(view), ""),
-            self.key(session, None, ";views"),
+            self.ctx_key(session, view),
+            self.index_key(session),
             self.seq_key(session),
             self.retired_key(session),
         ];
@@ -957,7 +972,7 @@ impl MessageStore for RedisStore {
 
     async fn peek(&self, session: &SessionKey, view: &ViewId) -> Result<Vec<Message>> {
         let mut cmd = ::redis::cmd("ZRANGE");
-        cmd.arg(self.key(session, Some(view), "")).arg(0).arg(-1);
+        cmd.arg(self.ctx_key(session, view)).arg(0).arg(-1);
         let members: Vec<Vec<u8>> = self.send(session, Op::Cmd(cmd)).await?;
         Ok(RedisStore::decode(members, view))
     }
@@ -965,7 +980,7 @@ impl MessageStore for RedisStore {
     /// The number of members, including any that would fail to decode.
     async fn count(&self, session: &SessionKey, view: &ViewId) -> Result<usize> {
         let mut cmd = ::redis::cmd("ZCARD");
-        cmd.arg(self.key(session, Some(view), ""));
+        cmd.arg(self.ctx_key(session, view));
         self.send(session, Op::Cmd(cmd)).await
     }
 
@@ -975,7 +990,7 @@ impl MessageStore for RedisStore {
     }
 
     async fn clear_session(&self, session: &SessionKey) -> Result<()> {
-        let keys = [self.key(session, None, ";views"), self.seq_key(session)];
+        let keys = [self.index_key(session), self.seq_key(session)];
         let mut eval = Eval::new(&CLEAR_SESSION, &keys);
         eval.arg(self.context_prefix(session));
         let _cleared: usize = self.send(session, Op::Script(eval)).await?;
@@ -1016,7 +1031,7 @@ impl MessageStore for RedisStore {
     }
 
     async fn pending_views(&self, session: &SessionKey) -> Result<Vec<ViewId>> {
-        let mut eval = Eval::new(&PENDING_VIEWS, &[self.key(session, None, ";views")]);
+        let mut eval = Eval::new(&PENDING_VIEWS, &[self.index_key(session)]);
         eval.arg(self.context_prefix(session));
         let names: Vec<String> = self.send(session, Op::Script(eval)).await?;
         let mut views: Vec<ViewId> = names
